@@ -1,0 +1,37 @@
+# The README's two commands: `make lab` and `make test`.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+NOTEBOOKS := chapters solutions exercises
+
+.PHONY: lab test test-py test-nb bench exercises clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab chapters/
+
+test: test-py test-nb
+
+test-py: $(STAMP)
+	$(BIN)/python -m pytest -n 2 tests/
+
+test-nb: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadscope -p no:randomly --nbval --nbval-current-env \
+		--nbval-sanitize-with tests/nbval_sanitize.cfg $(NOTEBOOKS)
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
+
+exercises: $(STAMP)
+	$(BIN)/mmlab exercises
+
+clean:
+	rm -rf $(VENV) .pytest_cache .hypothesis

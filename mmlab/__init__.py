@@ -1,0 +1,8 @@
+"""mmlab: a runnable model of how Linux 6.x and glibc 2.36 allocate memory."""
+from .errors import SegmentationFault, KernelBug, InvariantError, SEGV_MAPERR, SEGV_ACCERR
+from .machine import Machine
+from . import uapi
+
+__all__ = ["Machine", "SegmentationFault", "KernelBug", "InvariantError",
+           "SEGV_MAPERR", "SEGV_ACCERR", "uapi"]
+__version__ = "0.1.0"

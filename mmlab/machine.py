@@ -1,0 +1,92 @@
+"""The machine: physical memory, the kernel's allocators and its processes."""
+import random
+
+from .arch import PAGE_SHIFT, PAGE_SIZE, PAGE_OFFSET, MiB, parse_size, human
+from .errors import require_int
+from .mm import memblock, page_alloc
+from .trace import Trace
+from .uapi import GFP_KERNEL
+from . import proc
+
+
+class Machine:
+    """A simulated x86_64 computer running Linux 6.x.
+
+        m = Machine(ram="4GiB", cpus=2, seed=0)
+
+    `ram` is bytes or a string such as "512MiB" or "4GiB" (64 MiB to 1 TiB, a
+    multiple of 2 MiB); `cpus` the number of CPUs; `seed` fixes every random
+    choice the kernel would make (address space layout, for instance), so two
+    machines built alike behave alike.
+    """
+
+    def __init__(self, ram="4GiB", cpus=2, seed=0):
+        ram = parse_size(ram, "ram")
+        if not memblock.MIN_RAM <= ram <= memblock.MAX_RAM:
+            raise ValueError(f"ram must be between {human(memblock.MIN_RAM)} and "
+                             f"{human(memblock.MAX_RAM)}, got {human(ram)}")
+        if ram % (2 * MiB):
+            raise ValueError(f"ram must be a multiple of 2 MiB, got {ram} bytes")
+        self.ram = ram
+        self.cpus = require_int("cpus", cpus, 1, 1024)
+        self.seed = require_int("seed", seed)
+        self.rng = random.Random(seed)
+        # Tunables, with Linux's defaults (sysctl vm.* and /sys/kernel/mm).
+        self.thp_enabled = "madvise"
+        self.watermark_scale_factor = 10
+        self.lowmem_reserve_ratio = [256, 256, 32, 0, 0]
+        self.min_free_kbytes = 0
+        self.totalreserve_pages = 0
+        memblock.boot(self, ram)
+        page_alloc.init_per_zone_wmark_min(self)
+        self.proc = proc.Proc(self)
+
+    @property
+    def machine(self):
+        """Every model object answers .machine; the machine answers itself (used by tracing)."""
+        return self
+
+    def __repr__(self):
+        return f"Machine(ram={human(self.ram)!r}, cpus={self.cpus}, seed={self.seed})"
+
+    # -- tracing and checking ------------------------------------------------
+    def trace(self):
+        """`with m.trace() as t:` records the kernel path of every call in the block."""
+        return Trace(self)
+
+    def check(self):
+        """Prove every invariant of the model; raise InvariantError naming the first broken one."""
+        page_alloc.check(self)
+
+    # -- physical memory -----------------------------------------------------
+    def alloc_pages(self, order, gfp=GFP_KERNEL):
+        """alloc_pages: 2**order contiguous frames; returns the first pfn, or None."""
+        return page_alloc.alloc_pages(self, order, gfp)
+
+    def free_pages(self, pfn, order):
+        """__free_pages: give back a block alloc_pages returned, with the same order."""
+        page_alloc.free_pages(self, pfn, order)
+
+    def page_address(self, pfn):
+        """page_address: the frame's address in the kernel's direct map."""
+        pfn = require_int("pfn", pfn, 0, self.max_pfn - 1)
+        return PAGE_OFFSET + (pfn << PAGE_SHIFT)
+
+    def virt_to_phys(self, addr):
+        """virt_to_phys: the physical address behind a direct-map address."""
+        addr = require_int("addr", addr, PAGE_OFFSET, PAGE_OFFSET + (self.max_pfn << PAGE_SHIFT) - 1)
+        return addr - PAGE_OFFSET
+
+    def phys_to_virt(self, phys):
+        """phys_to_virt: the direct-map address of a physical address."""
+        phys = require_int("phys", phys, 0, (self.max_pfn << PAGE_SHIFT) - 1)
+        return PAGE_OFFSET + phys
+
+    def set_min_free_kbytes(self, kbytes):
+        """sysctl vm.min_free_kbytes: recompute every zone's watermarks."""
+        self.min_free_kbytes = require_int("kbytes", kbytes, 0, (1 << 31) - 1)
+        page_alloc.setup_per_zone_wmarks(self)
+
+    @property
+    def page_size(self):
+        return PAGE_SIZE

@@ -1,0 +1,1111 @@
+"""The buddy allocator: zones, the struct page table and the free areas.
+
+Models mm/page_alloc.c of Linux 6.x for one NUMA node on x86_64.
+
+Physical memory is cut into page frames of 4 KiB, numbered by pfn.  Each zone
+keeps free memory in blocks of 2**order frames, order 0..MAX_PAGE_ORDER, each
+block aligned to its own size.  A block of order n and the block it was split
+from share a parent with exactly one other block, its *buddy*, at
+pfn ^ (1 << n).  Allocation takes the smallest block that fits and splits it,
+keeping the lower half (expand); freeing merges a block with its buddy for as
+long as the buddy is free and of the same order (free_one_page).  That is the
+whole idea; the rest of this file is the bookkeeping Linux adds to keep
+memory unfragmented: migrate types per pageblock, watermarks, zones.
+
+Glossary: pfn is a page frame number, order a power of two of frames, mt a
+migrate type, zone one of DMA, DMA32, Normal.
+
+NOTE: mmlab omits the per-CPU page lists (rmqueue_pcplist, free_unref_page):
+every order-0 allocation and free goes straight to the buddy free lists, as
+if each per-CPU list held nothing.  Real buddyinfo therefore shows a few
+hundred fewer order-0 pages than the memory in use would suggest.
+"""
+import math
+
+import numpy as np
+
+from ..arch import PAGE_SHIFT, PAGE_SIZE, PAGE_OFFSET, MAX_DMA_PFN, MAX_DMA32_PFN
+from ..errors import KernelBug, require_int
+from .. import trace as _trace
+from ..trace import traced, note
+from ..uapi import (gfp_name, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_MOVABLE,
+                    __GFP_RECLAIMABLE, __GFP_HIGH, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
+                    __GFP_NOMEMALLOC, __GFP_ZERO, __GFP_COMP, __GFP_BITS_MASK)
+
+MAX_PAGE_ORDER = 10
+NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1
+PAGEBLOCK_ORDER = 9                     # pageblock_order: a 2 MiB huge page
+PAGEBLOCK_NR_PAGES = 1 << PAGEBLOCK_ORDER
+PAGE_ALLOC_COSTLY_ORDER = 3
+
+# Migrate types, in the kernel's enum order (include/linux/mmzone.h, no CMA).
+MIGRATE_UNMOVABLE, MIGRATE_MOVABLE, MIGRATE_RECLAIMABLE, MIGRATE_HIGHATOMIC, MIGRATE_ISOLATE = range(5)
+MIGRATE_PCPTYPES = 3
+MIGRATE_TYPES = 5
+MIGRATETYPE_NAMES = ["Unmovable", "Movable", "Reclaimable", "HighAtomic", "Isolate"]
+
+# Which free lists a migrate type may borrow from, in order (fallbacks[]).
+FALLBACKS = {
+    MIGRATE_UNMOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_MOVABLE),
+    MIGRATE_MOVABLE: (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE),
+    MIGRATE_RECLAIMABLE: (MIGRATE_UNMOVABLE, MIGRATE_MOVABLE),
+}
+
+# Zones, in the kernel's enum order; ZONE_MOVABLE and ZONE_DEVICE stay empty here.
+ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE, ZONE_DEVICE = range(5)
+MAX_NR_ZONES = 5
+ZONE_NAMES = ["DMA", "DMA32", "Normal", "Movable", "Device"]
+
+# Watermarks (enum zone_watermarks) and allocation flags (mm/internal.h).
+WMARK_MIN, WMARK_LOW, WMARK_HIGH, WMARK_PROMO = range(4)
+ALLOC_WMARK_MIN, ALLOC_WMARK_LOW, ALLOC_WMARK_HIGH = 0, 1, 2
+ALLOC_WMARK_MASK = 0x03
+ALLOC_NO_WATERMARKS = 0x04
+ALLOC_OOM = 0x08
+ALLOC_NON_BLOCK = 0x10
+ALLOC_MIN_RESERVE = 0x20            # == __GFP_HIGH, as the kernel arranges
+ALLOC_CPUSET = 0x40
+ALLOC_NOFRAGMENT = 0x100
+ALLOC_HIGHATOMIC = 0x200
+ALLOC_KSWAPD = 0x800                # == __GFP_KSWAPD_RECLAIM
+ALLOC_RESERVES = ALLOC_NON_BLOCK | ALLOC_MIN_RESERVE | ALLOC_HIGHATOMIC | ALLOC_OOM
+
+FPI_NONE, FPI_TO_TAIL = 0, 1 << 1   # free page flags (fpi_t)
+
+_ALLOC_FLAG_NAMES = [(ALLOC_NO_WATERMARKS, "NO_WATERMARKS"), (ALLOC_OOM, "OOM"),
+                     (ALLOC_NON_BLOCK, "NON_BLOCK"), (ALLOC_MIN_RESERVE, "MIN_RESERVE"),
+                     (ALLOC_CPUSET, "CPUSET"), (ALLOC_NOFRAGMENT, "NOFRAGMENT"),
+                     (ALLOC_HIGHATOMIC, "HIGHATOMIC"), (ALLOC_KSWAPD, "KSWAPD")]
+
+
+def alloc_flags_name(flags):
+    """ALLOC_* flags as text: 'WMARK_LOW|NOFRAGMENT|KSWAPD'."""
+    parts = ["WMARK_" + ["MIN", "LOW", "HIGH", "?"][flags & ALLOC_WMARK_MASK]]
+    parts += [name for bit, name in _ALLOC_FLAG_NAMES if flags & bit]
+    return "|".join(parts)   # free page flags (fpi_t)
+
+# What a frame is, kept explicit so check() can compare it with the free lists.
+FRAME_HOLE, FRAME_RESERVED, FRAME_FREE, FRAME_ALLOCATED = 0, 1, 2, 3
+FRAME_STATE_NAMES = ["hole", "reserved", "free", "allocated"]
+
+# Page flags (include/linux/page-flags.h); only those the model uses.
+PG_locked = 1 << 0
+PG_referenced = 1 << 2
+PG_uptodate = 1 << 3
+PG_dirty = 1 << 4
+PG_lru = 1 << 5
+PG_head = 1 << 6
+PG_active = 1 << 8
+PG_reserved = 1 << 10
+PG_writeback = 1 << 12
+PG_swapbacked = 1 << 19
+PG_unevictable = 1 << 20
+PG_mlocked = 1 << 21
+PG_readahead = 1 << 22
+PG_anon = 1 << 28           # NOTE: Linux marks anon folios in ->mapping's low bit, not in flags
+
+# Page types (enum pagetype): what a page not on the LRU is being used for.
+PGTY_NONE, PGTY_BUDDY, PGTY_TABLE, PGTY_GUARD, PGTY_SLAB, PGTY_LARGE_KMALLOC = range(6)
+PAGE_TYPE_NAMES = ["", "buddy", "table", "guard", "slab", "large_kmalloc"]
+
+
+class MemMap:
+    """The struct page table: one row per page frame, one numpy array per field.
+
+    `flags`, `page_type`, `order`, `refcount`, `mapcount`, `state` and `zone`
+    are numpy arrays over every pfn up to max_pfn (holes included, as with
+    a flat memmap).  The matching memoryviews with a trailing underscore give
+    the hot paths scalar access at about half numpy's cost per element.
+    """
+
+    FIELDS = (("flags", np.uint32), ("page_type", np.uint8), ("order", np.int8),
+              ("refcount", np.int32), ("mapcount", np.int32), ("state", np.uint8),
+              ("zone", np.uint8))
+
+    def __init__(self, max_pfn):
+        self.max_pfn = max_pfn
+        for name, dtype in self.FIELDS:
+            self.add_field(name, dtype)
+
+    def add_field(self, name, dtype):
+        """Add a per-frame field (other mm files add their own, as struct page's unions do)."""
+        array = np.zeros(self.max_pfn, dtype=dtype)
+        setattr(self, name, array)
+        setattr(self, name + "_", memoryview(array))
+        return array
+
+
+class FreeList:
+    """A doubly linked list of free block heads (struct list_head), O(1) at both ends.
+
+    Links live in two dicts keyed by pfn; HEAD is the list head itself.
+    """
+
+    HEAD = -1
+    __slots__ = ("next", "prev", "count")
+
+    def __init__(self):
+        self.next = {self.HEAD: self.HEAD}
+        self.prev = {self.HEAD: self.HEAD}
+        self.count = 0
+
+    def add(self, pfn, tail=False):
+        """list_add / list_add_tail."""
+        nxt, prv = self.next, self.prev
+        if tail:
+            before, after = prv[self.HEAD], self.HEAD
+        else:
+            before, after = self.HEAD, nxt[self.HEAD]
+        nxt[before] = pfn
+        nxt[pfn] = after
+        prv[after] = pfn
+        prv[pfn] = before
+        self.count += 1
+
+    def remove(self, pfn):
+        """list_del."""
+        before = self.prev.pop(pfn)
+        after = self.next.pop(pfn)
+        self.next[before] = after
+        self.prev[after] = before
+        self.count -= 1
+
+    def first(self):
+        """list_first_entry_or_null: the pfn at the head, or None."""
+        pfn = self.next[self.HEAD]
+        return None if pfn == self.HEAD else pfn
+
+    def __contains__(self, pfn):
+        return pfn in self.prev
+
+    def __iter__(self):
+        pfn, nxt = self.next[self.HEAD], self.next
+        while pfn != self.HEAD:
+            yield pfn
+            pfn = nxt[pfn]
+
+    def __len__(self):
+        return self.count
+
+
+HEAD = FreeList.HEAD
+
+
+class FreeArea:
+    """struct free_area: the free blocks of one order, one list per migrate type."""
+
+    __slots__ = ("free_list", "nr_free")
+
+    def __init__(self):
+        self.free_list = [FreeList() for _ in range(MIGRATE_TYPES)]
+        self.nr_free = 0
+
+
+class Zone:
+    """struct zone: a range of pfns with its own free areas and watermarks.
+
+    spanned_pages counts pfns from start to end, holes included;
+    present_pages counts the frames that exist; managed_pages those the buddy
+    allocator was given (present minus what boot reserved).
+    """
+
+    def __init__(self, machine, idx, start_pfn, end_pfn, present_pages):
+        self.machine = machine
+        self.idx = idx
+        self.name = ZONE_NAMES[idx]
+        self.zone_start_pfn = start_pfn
+        self.spanned_pages = end_pfn - start_pfn
+        self.present_pages = present_pages
+        self.managed_pages = 0
+        self.free_area = [FreeArea() for _ in range(NR_PAGE_ORDERS)]
+        self.nr_free_pages = 0
+        self.nr_free_highatomic = 0
+        self.watermark = [0, 0, 0, 0]       # _watermark[min, low, high, promo]
+        self.watermark_boost = 0
+        self.lowmem_reserve = [0] * MAX_NR_ZONES
+        self.vm_stat = {}                   # the zone's other counters, by /proc name
+
+    @property
+    def zone_end_pfn(self):
+        return self.zone_start_pfn + self.spanned_pages
+
+    def populated(self):
+        """populated_zone: the zone has frames."""
+        return self.present_pages > 0
+
+    def spans(self, pfn):
+        """zone_spans_pfn."""
+        return self.zone_start_pfn <= pfn < self.zone_start_pfn + self.spanned_pages
+
+    def wmark(self, which):
+        """wmark_pages: the watermark plus any boost."""
+        return self.watermark[which] + self.watermark_boost
+
+    def __repr__(self):
+        return self.name
+
+
+# -- small helpers that read like the kernel's ------------------------------
+
+def page_address(m, pfn):
+    """page_address: the kernel virtual address of a frame in the direct map."""
+    return PAGE_OFFSET + (pfn << PAGE_SHIFT)
+
+
+def virt_to_pfn(m, addr):
+    """virt_to_pfn for a direct-map address (__pa(addr) >> PAGE_SHIFT)."""
+    return (addr - PAGE_OFFSET) >> PAGE_SHIFT
+
+
+def get_pageblock_migratetype(m, pfn):
+    """get_pfnblock_migratetype: the migrate type recorded for pfn's pageblock."""
+    return m.pageblock_mt_[pfn >> PAGEBLOCK_ORDER]
+
+
+def set_pageblock_migratetype(m, pfn, mt):
+    m.pageblock_mt_[pfn >> PAGEBLOCK_ORDER] = mt
+
+
+def change_pageblock_range(m, pfn, order, mt):
+    """change_pageblock_range: retag every pageblock of a block of `order`."""
+    first = pfn >> PAGEBLOCK_ORDER
+    count = max(1, 1 << (order - PAGEBLOCK_ORDER)) if order >= PAGEBLOCK_ORDER else 1
+    m.pageblock_mt[first:first + count] = mt
+
+
+def gfp_zone(gfp):
+    """gfp_zone: the highest zone an allocation with these flags may use (x86_64)."""
+    bits = gfp & (__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM | __GFP_MOVABLE)
+    if bits & __GFP_DMA and bits & __GFP_DMA32:
+        raise ValueError("gfp: __GFP_DMA and __GFP_DMA32 together name no zone (GFP_ZONE_BAD)")
+    if bits & __GFP_DMA:
+        return ZONE_DMA
+    if bits & __GFP_DMA32:
+        return ZONE_DMA32
+    if bits & __GFP_MOVABLE and bits & __GFP_HIGHMEM:
+        return ZONE_MOVABLE
+    return ZONE_NORMAL          # no ZONE_HIGHMEM on 64-bit: __GFP_HIGHMEM alone means Normal
+
+
+def gfp_migratetype(gfp):
+    """gfp_migratetype: __GFP_MOVABLE and __GFP_RECLAIMABLE pick the free lists."""
+    if gfp & __GFP_MOVABLE and gfp & __GFP_RECLAIMABLE:
+        raise ValueError("gfp: __GFP_MOVABLE and __GFP_RECLAIMABLE exclude each other")
+    return (gfp & (__GFP_MOVABLE | __GFP_RECLAIMABLE)) >> 3
+
+
+def zonelist(m, highest_zoneidx):
+    """The zones an allocation may use, preferred (highest) first (for_each_zone_zonelist)."""
+    return [z for z in reversed(m.zones[:highest_zoneidx + 1]) if z.managed_pages]
+
+
+# -- the free lists ---------------------------------------------------------
+
+def add_to_free_list(zone, pfn, order, mt, tail=False):
+    """__add_to_free_list + set_buddy_order: pfn heads a free block of `order`."""
+    m = zone.machine
+    area = zone.free_area[order]
+    area.free_list[mt].add(pfn, tail)
+    area.nr_free += 1
+    m.mem_map.page_type_[pfn] = PGTY_BUDDY
+    m.mem_map.order_[pfn] = order
+
+
+def del_page_from_free_list(zone, pfn, order, mt):
+    """__del_page_from_free_list: unlink a free block and clear its buddy mark."""
+    m = zone.machine
+    area = zone.free_area[order]
+    area.free_list[mt].remove(pfn)
+    area.nr_free -= 1
+    m.mem_map.page_type_[pfn] = PGTY_NONE
+    m.mem_map.order_[pfn] = 0
+
+
+def account_freepages(zone, nr_pages, mt):
+    """account_freepages: keep NR_FREE_PAGES (and the high-atomic count) in step."""
+    zone.nr_free_pages += nr_pages
+    if mt == MIGRATE_HIGHATOMIC:
+        zone.nr_free_highatomic += nr_pages
+
+
+def page_is_buddy(m, zone, buddy, order):
+    """page_is_buddy: buddy heads a free block of exactly `order` in the same zone."""
+    mm = m.mem_map
+    return (0 <= buddy < mm.max_pfn and mm.page_type_[buddy] == PGTY_BUDDY
+            and mm.order_[buddy] == order and mm.zone_[buddy] == zone.idx
+            and mm.state_[buddy] == FRAME_FREE)
+
+
+@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt]})
+def expand(zone, pfn, low, high, migratetype):
+    """expand: split a block of order `high` at pfn down to order `low`.
+
+    Each step halves the block, keeps the lower half and puts the upper half
+    on the free list of its order; the lower half goes on being split.
+    Keeping the lower half means the next split comes from the same block,
+    so small allocations cluster instead of spreading over memory.
+    Returns the number of frames put back on the free lists.
+    """
+    added = 0
+    size = 1 << high
+    mm = zone.machine.mem_map
+    page_type, order_of = mm.page_type_, mm.order_
+    areas = zone.free_area
+    tracing = _trace._active is not None
+    while high > low:
+        high -= 1
+        size >>= 1
+        upper = pfn + size
+        # NOTE: add_to_free_list(zone, upper, high, migratetype), inlined for speed.
+        area = areas[high]
+        fl = area.free_list[migratetype]
+        nxt, prv = fl.next, fl.prev
+        first = nxt[HEAD]
+        nxt[HEAD] = upper
+        nxt[upper] = first
+        prv[first] = upper
+        prv[upper] = HEAD
+        fl.count += 1
+        area.nr_free += 1
+        page_type[upper] = PGTY_BUDDY
+        order_of[upper] = high
+        if tracing:
+            note(zone, "expand: split order %d at %#x, free upper half %#x as order %d",
+                 high + 1, pfn, upper, high)
+        added += size
+    return added
+
+
+def page_del_and_expand(zone, pfn, low, high, mt):
+    """page_del_and_expand: take a free block off its list and split it to `low`."""
+    del_page_from_free_list(zone, pfn, high, mt)
+    added = expand(zone, pfn, low, high, mt)
+    account_freepages(zone, -(1 << high) + added, mt)
+
+
+@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt]})
+def rmqueue_smallest(zone, order, migratetype):
+    """__rmqueue_smallest: the first block on the smallest non-empty list of this type.
+
+    Returns the pfn of a block of exactly `order`, split down as needed, or
+    None when no list of this migrate type, at this order or above, has one.
+    """
+    for current_order in range(order, NR_PAGE_ORDERS):
+        area = zone.free_area[current_order]
+        if not area.nr_free:
+            continue
+        pfn = area.free_list[migratetype].first()
+        if pfn is None:
+            continue
+        note(zone, "rmqueue_smallest: take order-%d block at pfn %#x", current_order, pfn)
+        page_del_and_expand(zone, pfn, order, current_order, migratetype)
+        return pfn
+    return None
+
+
+def should_try_claim_block(order, start_mt):
+    """should_try_claim_block: is a fallback of this order worth claiming a pageblock for?"""
+    if order >= PAGEBLOCK_ORDER // 2:
+        return True
+    # Unmovable or reclaimable pages in a movable block pin it for good, so take
+    # the whole block for them; movable pages can be moved out again later.
+    return start_mt in (MIGRATE_RECLAIMABLE, MIGRATE_UNMOVABLE)
+
+
+def find_suitable_fallback(area, order, migratetype, claimable):
+    """find_suitable_fallback: the first other migrate type with free blocks at this order.
+
+    Returns the type, -1 if none has blocks here, or -2 if the order is too
+    small to claim a block at (the caller stops searching downwards).
+    """
+    if claimable and not should_try_claim_block(order, migratetype):
+        return -2
+    if not area.nr_free:
+        return -1
+    for fallback_mt in FALLBACKS[migratetype]:
+        if area.free_list[fallback_mt].count:
+            return fallback_mt
+    return -1
+
+
+def prep_move_freepages_block(zone, pfn):
+    """prep_move_freepages_block: count free and movable frames in pfn's pageblock.
+
+    Returns (start_pfn, free_pages, movable_pages), or None when the
+    pageblock reaches outside the zone and so cannot be moved whole.
+    """
+    m = zone.machine
+    start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
+    end = start + PAGEBLOCK_NR_PAGES
+    if not (zone.spans(start) and zone.spans(end - 1)):
+        return None
+    mm = m.mem_map
+    free_pages = movable_pages = 0
+    p = start
+    while p < end:
+        if mm.page_type_[p] == PGTY_BUDDY and mm.state_[p] == FRAME_FREE:
+            free_pages += 1 << mm.order_[p]
+            p += 1 << mm.order_[p]
+            continue
+        if mm.flags_[p] & PG_lru:
+            movable_pages += 1
+        p += 1
+    return start, free_pages, movable_pages
+
+
+def move_freepages_block(zone, start, old_mt, new_mt):
+    """__move_freepages_block: move the free blocks of a pageblock to new_mt's lists."""
+    m = zone.machine
+    mm = m.mem_map
+    p, end, moved = start, start + PAGEBLOCK_NR_PAGES, 0
+    while p < end:
+        if mm.page_type_[p] == PGTY_BUDDY and mm.state_[p] == FRAME_FREE:
+            order = mm.order_[p]
+            area = zone.free_area[order]
+            area.free_list[old_mt].remove(p)
+            area.free_list[new_mt].add(p, tail=True)
+            moved += 1 << order
+            p += 1 << order
+        else:
+            p += 1
+    account_freepages(zone, -moved, old_mt)
+    account_freepages(zone, moved, new_mt)
+    set_pageblock_migratetype(m, start, new_mt)
+    return moved
+
+
+def try_to_claim_block(zone, pfn, current_order, order, start_mt, block_mt, alloc_flags):
+    """try_to_claim_block: take over the pageblock of a fallback block if enough of it fits.
+
+    A whole block of pageblock size or more simply changes type.  A smaller
+    one's pageblock is claimed when at least half of it is free or already
+    holds pages like ours; then the allocation comes from our own lists.
+    Returns the pfn allocated, or None when the block was not claimed.
+    """
+    m = zone.machine
+    if current_order >= PAGEBLOCK_ORDER:
+        del_page_from_free_list(zone, pfn, current_order, block_mt)
+        change_pageblock_range(m, pfn, current_order, start_mt)
+        added = expand(zone, pfn, order, current_order, start_mt)
+        account_freepages(zone, -(1 << current_order), block_mt)
+        account_freepages(zone, added, start_mt)
+        note(zone, "claim: pageblock(s) at %#x change from %s to %s", pfn,
+             MIGRATETYPE_NAMES[block_mt], MIGRATETYPE_NAMES[start_mt])
+        return pfn
+    # NOTE: Linux also boosts the zone's watermarks here (boost_watermark) so
+    # kswapd reclaims and later fallbacks become rarer; with nothing to reclaim
+    # kswapd clears the boost straight away, so the model does not keep one.
+    counted = prep_move_freepages_block(zone, pfn)
+    if counted is None:
+        return None
+    start, free_pages, movable_pages = counted
+    if start_mt == MIGRATE_MOVABLE:
+        alike = movable_pages
+    elif block_mt == MIGRATE_MOVABLE:
+        alike = PAGEBLOCK_NR_PAGES - (free_pages + movable_pages)
+    else:
+        alike = 0
+    if free_pages + alike >= PAGEBLOCK_NR_PAGES // 2:
+        move_freepages_block(zone, start, block_mt, start_mt)
+        note(zone, "claim: pageblock at %#x (%d free, %d alike) changes from %s to %s", start,
+             free_pages, alike, MIGRATETYPE_NAMES[block_mt], MIGRATETYPE_NAMES[start_mt])
+        return rmqueue_smallest(zone, order, start_mt)
+    return None
+
+
+@traced(fmt={"start_migratetype": lambda mt: MIGRATETYPE_NAMES[mt], "alloc_flags": alloc_flags_name})
+def rmqueue_claim(zone, order, start_migratetype, alloc_flags):
+    """__rmqueue_claim: fall back to another type's largest block and try to claim its pageblock."""
+    min_order = order
+    if order < PAGEBLOCK_ORDER and alloc_flags & ALLOC_NOFRAGMENT:
+        min_order = PAGEBLOCK_ORDER
+    for current_order in range(MAX_PAGE_ORDER, min_order - 1, -1):
+        area = zone.free_area[current_order]
+        fallback_mt = find_suitable_fallback(area, current_order, start_migratetype, True)
+        if fallback_mt == -1:
+            continue
+        if fallback_mt == -2:
+            break
+        pfn = area.free_list[fallback_mt].first()
+        got = try_to_claim_block(zone, pfn, current_order, order, start_migratetype,
+                                 fallback_mt, alloc_flags)
+        if got is not None:
+            return got
+    return None
+
+
+@traced(fmt={"start_migratetype": lambda mt: MIGRATETYPE_NAMES[mt]})
+def rmqueue_steal(zone, order, start_migratetype):
+    """__rmqueue_steal: borrow the smallest block of another type without claiming its pageblock."""
+    for current_order in range(order, NR_PAGE_ORDERS):
+        area = zone.free_area[current_order]
+        fallback_mt = find_suitable_fallback(area, current_order, start_migratetype, False)
+        if fallback_mt == -1:
+            continue
+        pfn = area.free_list[fallback_mt].first()
+        note(zone, "steal: order-%d block at %#x from %s lists", current_order, pfn,
+             MIGRATETYPE_NAMES[fallback_mt])
+        page_del_and_expand(zone, pfn, order, current_order, fallback_mt)
+        return pfn
+    return None
+
+
+def rmqueue(zone, order, migratetype, alloc_flags):
+    """__rmqueue: our own lists first, then claim a pageblock, then steal a block.
+
+    Each step risks more fragmentation than the one before.  Stealing is
+    not allowed under ALLOC_NOFRAGMENT.
+    """
+    pfn = rmqueue_smallest(zone, order, migratetype)
+    if pfn is None:
+        pfn = rmqueue_claim(zone, order, migratetype, alloc_flags)
+    if pfn is None and not alloc_flags & ALLOC_NOFRAGMENT:
+        pfn = rmqueue_steal(zone, order, migratetype)
+    return pfn
+
+
+# -- watermarks -------------------------------------------------------------
+
+def zone_watermark_unusable_free(zone, order, alloc_flags):
+    """__zone_watermark_unusable_free: free pages this request may not count on."""
+    unusable = (1 << order) - 1
+    if not alloc_flags & ALLOC_RESERVES:
+        unusable += zone.nr_free_highatomic
+    return unusable
+
+
+def zone_watermark_ok(zone, order, mark, highest_zoneidx, alloc_flags, free_pages=None):
+    """__zone_watermark_ok: would taking 2**order pages leave the zone above `mark`?
+
+    `mark` is raised by the lowmem reserve that keeps allocations able to use
+    higher zones from eating the lower zones that others depend on.  A request
+    of order > 0 also needs a free block of at least that order.
+    """
+    if free_pages is None:
+        free_pages = zone.nr_free_pages
+    free_pages -= zone_watermark_unusable_free(zone, order, alloc_flags)
+    minimum = mark
+    if alloc_flags & ALLOC_RESERVES:
+        if alloc_flags & ALLOC_MIN_RESERVE:
+            minimum -= minimum // 2
+            if alloc_flags & ALLOC_NON_BLOCK:
+                minimum -= minimum // 4
+        if alloc_flags & ALLOC_OOM:
+            minimum -= minimum // 2
+    if free_pages <= minimum + zone.lowmem_reserve[highest_zoneidx]:
+        return False
+    if not order:
+        return True
+    for o in range(order, NR_PAGE_ORDERS):
+        area = zone.free_area[o]
+        if not area.nr_free:
+            continue
+        for mt in range(MIGRATE_PCPTYPES):
+            if area.free_list[mt].count:
+                return True
+        if alloc_flags & (ALLOC_HIGHATOMIC | ALLOC_OOM) and area.free_list[MIGRATE_HIGHATOMIC].count:
+            return True
+    return False
+
+
+def zone_watermark_fast(zone, order, mark, highest_zoneidx, alloc_flags):
+    """zone_watermark_fast: the order-0 shortcut, then the full check."""
+    free_pages = zone.nr_free_pages
+    if not order:
+        usable = free_pages - min(free_pages, zone_watermark_unusable_free(zone, 0, alloc_flags))
+        if usable > mark + zone.lowmem_reserve[highest_zoneidx]:
+            return True
+    return zone_watermark_ok(zone, order, mark, highest_zoneidx, alloc_flags, free_pages)
+
+
+def alloc_flags_nofragment(zone):
+    """alloc_flags_nofragment: in Normal, with DMA32 below it, avoid splitting other types' pageblocks."""
+    if zone.idx == ZONE_NORMAL and zone.machine.zones[ZONE_DMA32].managed_pages:
+        return ALLOC_NOFRAGMENT
+    return 0
+
+
+@traced(fmt={"gfp": gfp_name, "highest_zoneidx": lambda i: ZONE_NAMES[i],
+             "migratetype": lambda mt: MIGRATETYPE_NAMES[mt], "alloc_flags": alloc_flags_name})
+def get_page_from_freelist(m, gfp, order, alloc_flags, highest_zoneidx, migratetype):
+    """get_page_from_freelist: walk the zonelist for a zone above its watermark and take a block.
+
+    Returns the pfn of the block taken, or None.
+    """
+    zones = zonelist(m, highest_zoneidx)
+    nofragment = alloc_flags & ALLOC_NOFRAGMENT
+    while True:
+        for zone in zones:
+            mark = zone.wmark(alloc_flags & ALLOC_WMARK_MASK)
+            if not alloc_flags & ALLOC_NO_WATERMARKS and not zone_watermark_fast(
+                    zone, order, mark, highest_zoneidx, alloc_flags):
+                note(zone, "%s: below the %s watermark (%d free, mark %d + reserve %d)", zone.name,
+                     ["min", "low", "high"][alloc_flags & ALLOC_WMARK_MASK],
+                     zone.nr_free_pages, mark, zone.lowmem_reserve[highest_zoneidx])
+                continue
+            pfn = rmqueue(zone, order, migratetype, alloc_flags)
+            if pfn is not None:
+                return pfn
+        # On one node every zone may be too fragmented to claim a whole
+        # pageblock; then try again and allow stealing.
+        if nofragment:
+            alloc_flags &= ~ALLOC_NOFRAGMENT
+            nofragment = 0
+            note(m, "get_page_from_freelist: retry without ALLOC_NOFRAGMENT")
+            continue
+        return None
+
+
+def gfp_to_alloc_flags(gfp, order):
+    """gfp_to_alloc_flags: the slow path's flags (min watermark; reserves for atomic)."""
+    flags = ALLOC_WMARK_MIN | ALLOC_CPUSET
+    flags |= gfp & (__GFP_HIGH | __GFP_KSWAPD_RECLAIM)
+    if not gfp & __GFP_DIRECT_RECLAIM:
+        if not gfp & __GFP_NOMEMALLOC:
+            flags |= ALLOC_NON_BLOCK
+            if order > 0:
+                flags |= ALLOC_HIGHATOMIC
+        if flags & ALLOC_MIN_RESERVE:
+            flags &= ~ALLOC_CPUSET
+    return flags
+
+
+@traced(fmt={"gfp": gfp_name})
+def alloc_pages_slowpath(m, gfp, order, highest_zoneidx, migratetype):
+    """__alloc_pages_slowpath: try again at the min watermark (lower still for atomic).
+
+    NOTE: the model stops here.  Linux would now wake kswapd, reclaim and
+    compact, and for order <= 3 without __GFP_NORETRY call the OOM killer
+    rather than fail; mmlab has no reclaimable memory in this layer yet, so
+    the allocation fails and the caller sees NULL.
+    """
+    alloc_flags = gfp_to_alloc_flags(gfp, order)
+    pfn = get_page_from_freelist(m, gfp, order, alloc_flags, highest_zoneidx, migratetype)
+    if pfn is None:
+        note(m, "alloc_pages: out of memory for order %d (%s)", order, gfp_name(gfp))
+    return pfn
+
+
+def check_gfp(gfp):
+    gfp = require_int("gfp", gfp, 0)
+    if gfp & ~__GFP_BITS_MASK:
+        raise ValueError(f"gfp: {gfp:#x} has bits no GFP flag uses")
+    return gfp
+
+
+@traced(fmt={"gfp": gfp_name})
+def alloc_pages(m, order, gfp):
+    """alloc_pages: 2**order physically contiguous frames, or None.
+
+    Returns the first pfn.  The head frame gets refcount 1; with __GFP_COMP
+    the block is a compound page (PG_head).  Fails (None) when no zone the
+    flags allow has a free block of that order above its watermark.
+    """
+    order = require_int("order", order, 0, MAX_PAGE_ORDER)
+    gfp = check_gfp(gfp)
+    highest = gfp_zone(gfp)
+    mt = gfp_migratetype(gfp)
+    alloc_flags = ALLOC_WMARK_LOW | (gfp & __GFP_KSWAPD_RECLAIM)
+    zones = zonelist(m, highest)
+    if zones:
+        alloc_flags |= alloc_flags_nofragment(zones[0])
+    pfn = get_page_from_freelist(m, gfp, order, alloc_flags, highest, mt)
+    if pfn is None:
+        pfn = alloc_pages_slowpath(m, gfp, order, highest, mt)
+        if pfn is None:
+            return None
+    prep_new_page(m, pfn, order, gfp)
+    return pfn
+
+
+def prep_new_page(m, pfn, order, gfp):
+    """prep_new_page / post_alloc_hook: mark the frames in use, refcount 1 on the head."""
+    mm = m.mem_map
+    if order:
+        mm.state[pfn:pfn + (1 << order)] = FRAME_ALLOCATED
+    else:
+        mm.state_[pfn] = FRAME_ALLOCATED
+    mm.refcount_[pfn] = 1
+    # The allocation order is kept so free_pages can catch a wrong order, as
+    # page_owner would; Linux itself only records it for compound pages.
+    mm.order_[pfn] = order
+    if gfp & __GFP_COMP and order:
+        mm.flags_[pfn] |= PG_head
+    if gfp & __GFP_ZERO and hasattr(m, "clear_frames"):
+        m.clear_frames(pfn, 1 << order)
+
+
+def bad_page(m, pfn, reason):
+    """bad_page: Linux prints 'BUG: Bad page state' and taints; the model refuses."""
+    raise KernelBug(f"BUG: Bad page state: pfn {pfn:#x}: {reason}")
+
+
+def free_pages_prepare(m, pfn, order):
+    """free_pages_prepare's checks: only a frame allocated whole, at this order, may be freed."""
+    mm = m.mem_map
+    if pfn >= mm.max_pfn:
+        raise KernelBug(f"free_pages: pfn {pfn:#x} is beyond max_pfn {mm.max_pfn:#x}")
+    state = mm.state_[pfn]
+    if state == FRAME_FREE:
+        bad_page(m, pfn, "already free (double free)")
+    if state != FRAME_ALLOCATED:
+        bad_page(m, pfn, f"not an allocated frame ({FRAME_STATE_NAMES[state]})")
+    if pfn & ((1 << order) - 1):
+        raise KernelBug(f"free_pages: pfn {pfn:#x} is not aligned to order {order}")
+    if mm.refcount_[pfn] == 0:
+        bad_page(m, pfn, "refcount 0: a tail of a larger allocation, or freed already")
+    if mm.order_[pfn] != order:
+        bad_page(m, pfn, f"allocated with order {mm.order_[pfn]}, freed with order {order}")
+    if mm.page_type_[pfn] not in (PGTY_NONE,):
+        bad_page(m, pfn, f"still in use as {PAGE_TYPE_NAMES[mm.page_type_[pfn]]}")
+    if mm.mapcount_[pfn]:
+        bad_page(m, pfn, f"still mapped (mapcount {mm.mapcount_[pfn]})")
+
+
+@traced
+def free_pages(m, pfn, order):
+    """__free_pages: drop the reference an allocation holds and give the block back.
+
+    pfn and order must be exactly what alloc_pages returned and was given.
+    A double free or a foreign pfn raises KernelBug and changes nothing.
+    """
+    pfn = require_int("pfn", pfn, 0)
+    order = require_int("order", order, 0, MAX_PAGE_ORDER)
+    free_pages_prepare(m, pfn, order)
+    mm = m.mem_map
+    mm.refcount_[pfn] -= 1
+    if mm.refcount_[pfn]:
+        return          # someone else still holds the page (get_page)
+    free_frozen_pages(m, pfn, order)
+
+
+def free_frozen_pages(m, pfn, order):
+    """free_frozen_pages: the frames go back to the buddy allocator (refcount is 0)."""
+    mm = m.mem_map
+    mm.flags_[pfn] &= ~PG_head
+    mm.order_[pfn] = 0
+    if order:
+        mm.state[pfn:pfn + (1 << order)] = FRAME_FREE
+    else:
+        mm.state_[pfn] = FRAME_FREE
+    zone = m.zones[mm.zone_[pfn]]
+    free_one_page(zone, pfn, order, FPI_NONE)
+
+
+def free_one_page(zone, pfn, order, fpi_flags):
+    """free_one_page / split_large_buddy: free a block pageblock by pageblock.
+
+    A block larger than a pageblock may span pageblocks of different types,
+    so each pageblock-sized piece is freed with its own type and may then
+    merge back.
+    """
+    m = zone.machine
+    if order <= PAGEBLOCK_ORDER:
+        free_one_block(zone, pfn, order, get_pageblock_migratetype(m, pfn), fpi_flags)
+        return
+    for p in range(pfn, pfn + (1 << order), PAGEBLOCK_NR_PAGES):
+        free_one_block(zone, p, PAGEBLOCK_ORDER, get_pageblock_migratetype(m, p), fpi_flags)
+
+
+def migratetype_is_mergeable(mt):
+    return mt < MIGRATE_PCPTYPES
+
+
+@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt]}, name="__free_one_page")
+def free_one_block(zone, pfn, order, migratetype, fpi_flags):
+    """__free_one_page: merge a freed block with its free buddies, then list it.
+
+    The buddy of the block at pfn of order n is at pfn ^ (1 << n): the other
+    half of the block of order n+1 that contains both.  While that buddy is a
+    free block of the same order (page_is_buddy), unlink it and go up one
+    order with the combined block, whose pfn is the lower of the two.  Above
+    pageblock size, blocks of unmergeable types (HighAtomic, Isolate) stay
+    apart.  The merged block goes to the tail of its list when its own buddy
+    one order up is free, since it is then likely to merge soon and should
+    not be handed out first (buddy_merge_likely).
+    """
+    m = zone.machine
+    mm = m.mem_map
+    page_type, order_of, zone_of, state = mm.page_type_, mm.order_, mm.zone_, mm.state_
+    areas = zone.free_area
+    tracing = _trace._active is not None
+    account_freepages(zone, 1 << order, migratetype)
+    buddy_pfn = pfn ^ (1 << order)
+    while order < MAX_PAGE_ORDER:
+        buddy_pfn = pfn ^ (1 << order)
+        # NOTE: page_is_buddy(m, zone, buddy_pfn, order), inlined for speed.
+        if not (buddy_pfn < mm.max_pfn and page_type[buddy_pfn] == PGTY_BUDDY
+                and order_of[buddy_pfn] == order and zone_of[buddy_pfn] == zone.idx
+                and state[buddy_pfn] == FRAME_FREE):
+            break
+        buddy_mt = migratetype
+        if order >= PAGEBLOCK_ORDER:
+            buddy_mt = get_pageblock_migratetype(m, buddy_pfn)
+            if buddy_mt != migratetype and not (migratetype_is_mergeable(migratetype)
+                                                and migratetype_is_mergeable(buddy_mt)):
+                break
+        # NOTE: del_page_from_free_list(zone, buddy_pfn, order, buddy_mt), inlined.
+        area = areas[order]
+        fl = area.free_list[buddy_mt]
+        before = fl.prev.pop(buddy_pfn)
+        after = fl.next.pop(buddy_pfn)
+        fl.next[before] = after
+        fl.prev[after] = before
+        fl.count -= 1
+        area.nr_free -= 1
+        page_type[buddy_pfn] = PGTY_NONE
+        order_of[buddy_pfn] = 0
+        if buddy_mt != migratetype:
+            # The buddy's pageblock takes our type, so a later expand() puts
+            # its pieces on the lists that match their pageblock.
+            change_pageblock_range(m, buddy_pfn, order, migratetype)
+        if tracing:
+            note(zone, "merge: order %d at %#x with buddy %#x", order, pfn, buddy_pfn)
+        pfn &= buddy_pfn
+        order += 1
+    if fpi_flags & FPI_TO_TAIL:
+        to_tail = True
+    else:
+        to_tail = buddy_merge_likely(m, zone, pfn, buddy_pfn, order)
+    add_to_free_list(zone, pfn, order, migratetype, to_tail)
+    note(zone, "free: order-%d block at %#x to the %s of the %s list", order, pfn,
+         "tail" if to_tail else "head", MIGRATETYPE_NAMES[migratetype])
+
+
+def buddy_merge_likely(m, zone, pfn, buddy_pfn, order):
+    """buddy_merge_likely: is the block one order up already half free?"""
+    if order >= MAX_PAGE_ORDER - 1:
+        return False
+    higher = buddy_pfn & pfn
+    return page_is_buddy(m, zone, higher ^ (1 << (order + 1)), order + 1)
+
+
+# -- boot -------------------------------------------------------------------
+
+def free_pages_memory(m, start, end):
+    """__free_pages_memory: give the range [start, end) of frames to the buddy allocator.
+
+    Frees the largest naturally aligned blocks that fit, in ascending order,
+    each to the tail of its list, as memblock_free_all does at boot.
+    """
+    mm = m.mem_map
+    mm.state[start:end] = FRAME_FREE
+    while start < end:
+        order = min(MAX_PAGE_ORDER, (start & -start).bit_length() - 1 if start else MAX_PAGE_ORDER)
+        while start + (1 << order) > end:
+            order -= 1
+        zone = m.zones[mm.zone_[start]]
+        zone.managed_pages += 1 << order
+        free_one_page(zone, start, order, FPI_TO_TAIL)
+        start += 1 << order
+
+
+# -- watermarks and reserves, computed as at boot ---------------------------
+
+def nr_free_buffer_pages(m):
+    """nr_free_buffer_pages: managed pages above the high watermark in zones up to Normal."""
+    return sum(max(0, z.managed_pages - z.watermark[WMARK_HIGH]) for z in m.zones[:ZONE_NORMAL + 1])
+
+
+def calculate_min_free_kbytes(m):
+    """calculate_min_free_kbytes: sqrt(lowmem_kbytes * 16), clamped to [128, 262144]."""
+    lowmem_kbytes = nr_free_buffer_pages(m) * (PAGE_SIZE >> 10)
+    return min(max(math.isqrt(lowmem_kbytes * 16), 128), 262144)
+
+
+
+
+def recommended_min_free_kbytes(m):
+    """set_recommended_min_free_kbytes (mm/khugepaged.c): what THP asks for.
+
+    Two free pageblocks per zone for fragmentation avoidance, plus room for
+    each of the three mobile types to fall back to each other, capped at 5%
+    of low memory.  Runs when transparent huge pages are 'always' or 'madvise'.
+    """
+    nr_zones = sum(1 for z in m.zones[:ZONE_NORMAL + 1] if z.populated())
+    recommended = PAGEBLOCK_NR_PAGES * nr_zones * 2
+    recommended += PAGEBLOCK_NR_PAGES * nr_zones * MIGRATE_PCPTYPES * MIGRATE_PCPTYPES
+    recommended = min(recommended, nr_free_buffer_pages(m) // 20)
+    return recommended << (PAGE_SHIFT - 10)
+
+
+def setup_per_zone_wmarks(m):
+    """__setup_per_zone_wmarks: spread min_free_kbytes over the zones by size.
+
+    min is the zone's share of min_free_kbytes; low, high and promo each add
+    the larger of min/4 and watermark_scale_factor/10000 of the zone.
+    """
+    pages_min = m.min_free_kbytes >> (PAGE_SHIFT - 10)
+    lowmem_pages = sum(z.managed_pages for z in m.zones if z.idx != ZONE_MOVABLE)
+    for z in m.zones:
+        share = pages_min * z.managed_pages // lowmem_pages if lowmem_pages else 0
+        if z.idx == ZONE_MOVABLE:
+            # Movable memory is never needed for an atomic allocation, so its
+            # min is small and fixed: managed/1024 clamped to [32, 128].
+            wmin = min(max(z.managed_pages // 1024, 32), 128)
+        else:
+            wmin = share
+        step = max(share >> 2, z.managed_pages * m.watermark_scale_factor // 10000)
+        z.watermark = [wmin, wmin + step, wmin + 2 * step, wmin + 3 * step]
+        z.watermark_boost = 0
+    calculate_totalreserve_pages(m)
+
+
+def setup_per_zone_lowmem_reserve(m):
+    """setup_per_zone_lowmem_reserve: pages a lower zone keeps from allocations that could go higher.
+
+    lowmem_reserve[j] of zone i is the managed pages of zones i+1..j divided
+    by lowmem_reserve_ratio[i]; 0 where j <= i or the ratio is 0.
+    """
+    for i, z in enumerate(m.zones):
+        ratio = m.lowmem_reserve_ratio[i]
+        managed = 0
+        for j in range(MAX_NR_ZONES):
+            if j <= i:
+                z.lowmem_reserve[j] = 0
+                continue
+            managed += m.zones[j].managed_pages
+            z.lowmem_reserve[j] = managed // ratio if ratio and managed else 0
+    calculate_totalreserve_pages(m)
+
+
+def calculate_totalreserve_pages(m):
+    """calculate_totalreserve_pages: what MemAvailable must not count on (high wmark + max reserve)."""
+    total = 0
+    for z in m.zones:
+        if not z.managed_pages:
+            continue
+        reserve = max(z.lowmem_reserve) + z.watermark[WMARK_HIGH]
+        total += min(reserve, z.managed_pages)
+    m.totalreserve_pages = total
+
+
+def init_per_zone_wmark_min(m):
+    """init_per_zone_wmark_min, then khugepaged's raise, as a booting kernel runs them."""
+    m.min_free_kbytes = calculate_min_free_kbytes(m)
+    setup_per_zone_wmarks(m)
+    setup_per_zone_lowmem_reserve(m)
+    if m.thp_enabled in ("always", "madvise"):
+        recommended = recommended_min_free_kbytes(m)
+        if recommended > m.min_free_kbytes:
+            m.min_free_kbytes = recommended
+            setup_per_zone_wmarks(m)
+
+
+# -- invariants -------------------------------------------------------------
+
+def free_blocks(zone):
+    """Every free block of a zone as arrays (pfn, order, migratetype), in list order."""
+    pfns, orders, mts = [], [], []
+    for order, area in enumerate(zone.free_area):
+        for mt, fl in enumerate(area.free_list):
+            block = list(fl)
+            pfns.extend(block)
+            orders.extend([order] * len(block))
+            mts.extend([mt] * len(block))
+    return (np.array(pfns, dtype=np.int64), np.array(orders, dtype=np.int64),
+            np.array(mts, dtype=np.int64))
+
+
+def check(m):
+    """Invariants of physical memory; raises InvariantError naming the broken one.
+
+    - frames: every frame is a hole, reserved, free or allocated, and only
+      present frames are anything but a hole;
+    - free lists: each block on a list is aligned, inside its zone, marked
+      buddy with its order, all its frames free, on the list of its
+      pageblock's migrate type; together the lists cover exactly the free frames;
+    - merged: no free block has a free buddy of the same order it could have
+      merged with;
+    - counters: nr_free per order, NR_FREE_PAGES and managed pages match the frames;
+    - allocated: each allocation's head has a reference and no frame is both.
+    """
+    from ..errors import InvariantError
+
+    def fail(name, text):
+        raise InvariantError(f"{name}: {text}")
+
+    mm = m.mem_map
+    state = mm.state
+    if state.max(initial=0) > FRAME_ALLOCATED:
+        fail("frames", f"unknown frame state at pfn {int(np.argmax(state > FRAME_ALLOCATED)):#x}")
+    covered = np.zeros(mm.max_pfn, dtype=np.int8)
+    for zone in m.zones:
+        pfns, orders, mts = free_blocks(zone)
+        for order, area in enumerate(zone.free_area):
+            listed = sum(fl.count for fl in area.free_list)
+            walked = int(np.count_nonzero(orders == order))
+            if area.nr_free != listed or listed != walked:
+                fail("counters", f"{zone.name} order {order}: nr_free {area.nr_free}, "
+                     f"list counts {listed}, walked {walked}")
+        if not len(pfns):
+            if zone.nr_free_pages:
+                fail("counters", f"{zone.name}: NR_FREE_PAGES {zone.nr_free_pages} with empty lists")
+            continue
+        sizes = np.left_shift(1, orders)
+        if np.any(pfns & (sizes - 1)):
+            i = int(np.argmax(pfns & (sizes - 1)))
+            fail("free lists", f"{zone.name}: block {pfns[i]:#x} not aligned to order {orders[i]}")
+        if np.any(pfns < zone.zone_start_pfn) or np.any(pfns + sizes > zone.zone_end_pfn):
+            fail("free lists", f"{zone.name}: a free block lies outside the zone")
+        if np.any(mm.page_type[pfns] != PGTY_BUDDY) or np.any(mm.order[pfns] != orders):
+            i = int(np.argmax((mm.page_type[pfns] != PGTY_BUDDY) | (mm.order[pfns] != orders)))
+            fail("free lists", f"{zone.name}: block {pfns[i]:#x} on the order-{orders[i]} list "
+                 f"is not marked buddy of that order")
+        block_mt = m.pageblock_mt[pfns >> PAGEBLOCK_ORDER]
+        if np.any(block_mt != mts):
+            i = int(np.argmax(block_mt != mts))
+            fail("free lists", f"{zone.name}: block {pfns[i]:#x} is on the {MIGRATETYPE_NAMES[mts[i]]} "
+                 f"list but its pageblock is {MIGRATETYPE_NAMES[block_mt[i]]}")
+        # Mark coverage: a difference array turns each [pfn, pfn+size) into +1 ... -1.
+        delta = np.zeros(mm.max_pfn + 1, dtype=np.int64)
+        np.add.at(delta, pfns, 1)
+        np.add.at(delta, pfns + sizes, -1)
+        cover = np.cumsum(delta[:-1])
+        if cover.max() > 1 or np.any(covered[cover > 0]):
+            fail("free lists", f"{zone.name}: free blocks overlap")
+        covered[cover > 0] = 1
+        if int(sizes.sum()) != zone.nr_free_pages:
+            fail("counters", f"{zone.name}: NR_FREE_PAGES {zone.nr_free_pages} but the lists "
+                 f"hold {int(sizes.sum())} frames")
+        highatomic = int(sizes[mts == MIGRATE_HIGHATOMIC].sum())
+        if highatomic != zone.nr_free_highatomic:
+            fail("counters", f"{zone.name}: nr_free_highatomic {zone.nr_free_highatomic} != {highatomic}")
+        # Unmerged buddies: the buddy of a listed block, of the same order, also listed.
+        heads = dict(zip(pfns.tolist(), orders.tolist()))
+        for pfn, order in heads.items():
+            if order >= MAX_PAGE_ORDER:
+                continue
+            buddy = pfn ^ (1 << order)
+            if heads.get(buddy) == order and buddy > pfn:
+                if order >= PAGEBLOCK_ORDER:
+                    a, b = m.pageblock_mt[pfn >> PAGEBLOCK_ORDER], m.pageblock_mt[buddy >> PAGEBLOCK_ORDER]
+                    if a != b and not (migratetype_is_mergeable(a) and migratetype_is_mergeable(b)):
+                        continue
+                fail("merged", f"{zone.name}: free buddies {pfn:#x} and {buddy:#x} of order {order} "
+                     "were not merged")
+    free_frames = state == FRAME_FREE
+    if np.any(free_frames != (covered > 0)):
+        i = int(np.argmax(free_frames != (covered > 0)))
+        fail("free lists", f"pfn {i:#x} is {FRAME_STATE_NAMES[state[i]]} but "
+             f"{'is' if covered[i] else 'is not'} in a free block")
+    stray = (mm.page_type == PGTY_BUDDY) & ~free_frames
+    if np.any(stray):
+        fail("frames", f"pfn {int(np.argmax(stray)):#x} is marked buddy but not free")
+    for zone in m.zones:
+        lo, hi = zone.zone_start_pfn, zone.zone_end_pfn
+        if not zone.present_pages:
+            continue
+        zs = state[lo:hi]
+        present = int(np.count_nonzero(zs != FRAME_HOLE))
+        if present != zone.present_pages:
+            fail("frames", f"{zone.name}: {present} present frames, present_pages {zone.present_pages}")
+        usable = int(np.count_nonzero((zs == FRAME_FREE) | (zs == FRAME_ALLOCATED)))
+        if usable != zone.managed_pages:
+            fail("counters", f"{zone.name}: free+allocated {usable} != managed {zone.managed_pages}")
+    allocated = state == FRAME_ALLOCATED
+    if np.any(mm.refcount[~allocated] != 0):
+        i = int(np.argmax((mm.refcount != 0) & ~allocated))
+        fail("allocated", f"pfn {i:#x} has refcount {mm.refcount[i]} but is {FRAME_STATE_NAMES[state[i]]}")
+    if np.any(mm.mapcount[~allocated] != 0):
+        fail("allocated", f"pfn {int(np.argmax((mm.mapcount != 0) & ~allocated)):#x} is mapped but not allocated")
