@@ -37,6 +37,10 @@ class Machine:
         self.lowmem_reserve_ratio = [256, 256, 32, 0, 0]
         self.min_free_kbytes = 0
         self.totalreserve_pages = 0
+        # Node counters (enum node_stat_item) by their /proc/zoneinfo names;
+        # each mm file keeps its own up to date and meminfo reads them.
+        self.node_stat = dict.fromkeys(proc.NODE_STAT_ITEMS, 0)
+        self.checks = [page_alloc.check]    # each subsystem adds its invariant check here
         memblock.boot(self, ram)
         page_alloc.init_per_zone_wmark_min(self)
         self.proc = proc.Proc(self)
@@ -56,7 +60,8 @@ class Machine:
 
     def check(self):
         """Prove every invariant of the model; raise InvariantError naming the first broken one."""
-        page_alloc.check(self)
+        for check in self.checks:
+            check(self)
 
     # -- physical memory -----------------------------------------------------
     def alloc_pages(self, order, gfp=GFP_KERNEL):
