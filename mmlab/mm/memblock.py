@@ -23,7 +23,7 @@ from ..arch import (PAGE_SHIFT, PAGE_SIZE, MiB, GiB, MAX_DMA_PFN, MAX_DMA32_PFN,
 from .page_alloc import (Zone, MemMap, ZONE_DMA, ZONE_DMA32, ZONE_NORMAL, ZONE_MOVABLE,
                          ZONE_DEVICE, FRAME_RESERVED, PG_reserved,
                          PAGEBLOCK_ORDER, MIGRATE_MOVABLE, MIGRATE_UNMOVABLE,
-                         free_pages_memory)
+                         free_pages_memory, build_zonelists)
 
 KERNEL_IMAGE_SIZE = 24 * MiB        # text, rodata, data and bss of a small configuration
 MIN_RAM = 64 * MiB
@@ -129,3 +129,4 @@ def boot(m, ram):
     for s, e in subtract(ranges, m.memblock_reserved):
         free_pages_memory(m, s, e)
     m.totalram_pages = sum(z.managed_pages for z in m.zones)
+    build_zonelists(m)

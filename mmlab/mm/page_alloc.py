@@ -294,9 +294,15 @@ def gfp_migratetype(gfp):
     return (gfp & (__GFP_MOVABLE | __GFP_RECLAIMABLE)) >> 3
 
 
+def build_zonelists(m):
+    """build_zonelists: for each highest zone, the zones with memory at or below it, highest first."""
+    m.zonelists = [[z for z in reversed(m.zones[:i + 1]) if z.managed_pages]
+                   for i in range(MAX_NR_ZONES)]
+
+
 def zonelist(m, highest_zoneidx):
-    """The zones an allocation may use, preferred (highest) first (for_each_zone_zonelist)."""
-    return [z for z in reversed(m.zones[:highest_zoneidx + 1]) if z.managed_pages]
+    """The zones an allocation may use, preferred first (for_each_zone_zonelist)."""
+    return m.zonelists[highest_zoneidx]
 
 
 # -- the free lists ---------------------------------------------------------
@@ -701,8 +707,10 @@ def alloc_pages(m, order, gfp):
     the block is a compound page (PG_head).  Fails (None) when no zone the
     flags allow has a free block of that order above its watermark.
     """
-    order = require_int("order", order, 0, MAX_PAGE_ORDER)
-    gfp = check_gfp(gfp)
+    if type(order) is not int or not 0 <= order <= MAX_PAGE_ORDER:
+        order = require_int("order", order, 0, MAX_PAGE_ORDER)
+    if type(gfp) is not int or gfp & ~__GFP_BITS_MASK or gfp < 0:
+        gfp = check_gfp(gfp)
     highest = gfp_zone(gfp)
     mt = gfp_migratetype(gfp)
     alloc_flags = ALLOC_WMARK_LOW | (gfp & __GFP_KSWAPD_RECLAIM)
@@ -769,8 +777,10 @@ def free_pages(m, pfn, order):
     pfn and order must be exactly what alloc_pages returned and was given.
     A double free or a foreign pfn raises KernelBug and changes nothing.
     """
-    pfn = require_int("pfn", pfn, 0)
-    order = require_int("order", order, 0, MAX_PAGE_ORDER)
+    if type(pfn) is not int or pfn < 0:
+        pfn = require_int("pfn", pfn, 0)
+    if type(order) is not int or not 0 <= order <= MAX_PAGE_ORDER:
+        order = require_int("order", order, 0, MAX_PAGE_ORDER)
     free_pages_prepare(m, pfn, order)
     mm = m.mem_map
     mm.refcount_[pfn] -= 1
