@@ -17,10 +17,12 @@ class Machine:
     `ram` is bytes or a string such as "512MiB" or "4GiB" (64 MiB to 1 TiB, a
     multiple of 2 MiB); `cpus` the number of CPUs; `seed` fixes every random
     choice the kernel would make (address space layout, for instance), so two
-    machines built alike behave alike.
+    machines built alike behave alike.  `pcp=True` puts the per-CPU page
+    lists in front of the buddy allocator, as every Linux has; it is off by
+    default so the buddy allocator's splits and merges show directly.
     """
 
-    def __init__(self, ram="4GiB", cpus=2, seed=0):
+    def __init__(self, ram="4GiB", cpus=2, seed=0, pcp=False):
         ram = parse_size(ram, "ram")
         if not memblock.MIN_RAM <= ram <= memblock.MAX_RAM:
             raise ValueError(f"ram must be between {human(memblock.MIN_RAM)} and "
@@ -31,6 +33,10 @@ class Machine:
         self.cpus = require_int("cpus", cpus, 1, 1024)
         self.seed = require_int("seed", seed)
         self.rng = random.Random(seed)
+        if not isinstance(pcp, bool):
+            raise TypeError(f"pcp must be a bool, not {type(pcp).__name__}")
+        self.pcp_enabled = pcp          # per-CPU page lists in front of the buddy allocator
+        self.current_cpu = 0            # the CPU the next kernel call runs on
         # Tunables, with Linux's defaults (sysctl vm.* and /sys/kernel/mm).
         self.thp_enabled = "madvise"
         self.watermark_scale_factor = 10
@@ -86,6 +92,10 @@ class Machine:
         """phys_to_virt: the direct-map address of a physical address."""
         phys = require_int("phys", phys, 0, (self.max_pfn << PAGE_SHIFT) - 1)
         return PAGE_OFFSET + phys
+
+    def drain_all_pages(self):
+        """drain_all_pages: return every page cached on the per-CPU lists to the buddy allocator."""
+        page_alloc.drain_all_pages(self)
 
     def set_min_free_kbytes(self, kbytes):
         """sysctl vm.min_free_kbytes: recompute every zone's watermarks."""

@@ -21,6 +21,7 @@ if each per-CPU list held nothing.  Real buddyinfo therefore shows a few
 hundred fewer order-0 pages than the memory in use would suggest.
 """
 import math
+from collections import deque
 
 import numpy as np
 
@@ -85,8 +86,8 @@ def alloc_flags_name(flags):
     return "|".join(parts)   # free page flags (fpi_t)
 
 # What a frame is, kept explicit so check() can compare it with the free lists.
-FRAME_HOLE, FRAME_RESERVED, FRAME_FREE, FRAME_ALLOCATED = 0, 1, 2, 3
-FRAME_STATE_NAMES = ["hole", "reserved", "free", "allocated"]
+FRAME_HOLE, FRAME_RESERVED, FRAME_FREE, FRAME_ALLOCATED, FRAME_PCP = 0, 1, 2, 3, 4
+FRAME_STATE_NAMES = ["hole", "reserved", "free", "allocated", "per-cpu list"]
 
 # Page flags (include/linux/page-flags.h); only those the model uses.
 PG_locked = 1 << 0
@@ -223,6 +224,9 @@ class Zone:
         self.watermark = [0, 0, 0, 0]       # _watermark[min, low, high, promo]
         self.watermark_boost = 0
         self.lowmem_reserve = [0] * MAX_NR_ZONES
+        self.nr_reserved_highatomic = 0
+        self.below_high = False             # ZONE_BELOW_HIGH
+        self.per_cpu_pageset = []           # one PerCpuPages per CPU, set up after boot
         self.vm_stat = {}                   # the zone's other counters, by /proc name
 
     @property
@@ -556,7 +560,7 @@ def rmqueue_steal(zone, order, start_migratetype):
     return None
 
 
-def rmqueue(zone, order, migratetype, alloc_flags):
+def rmqueue_fallback(zone, order, migratetype, alloc_flags):
     """__rmqueue: our own lists first, then claim a pageblock, then steal a block.
 
     Each step risks more fragmentation than the one before.  Stealing is
@@ -568,6 +572,27 @@ def rmqueue(zone, order, migratetype, alloc_flags):
     if pfn is None and not alloc_flags & ALLOC_NOFRAGMENT:
         pfn = rmqueue_steal(zone, order, migratetype)
     return pfn
+
+
+def rmqueue_buddy(zone, order, migratetype, alloc_flags):
+    """rmqueue_buddy: take a block from the free lists, high-atomic reserve first for atomic callers."""
+    pfn = None
+    if alloc_flags & ALLOC_HIGHATOMIC:
+        pfn = rmqueue_smallest(zone, order, MIGRATE_HIGHATOMIC)
+    if pfn is None:
+        pfn = rmqueue_fallback(zone, order, migratetype, alloc_flags)
+        if pfn is None and alloc_flags & (ALLOC_OOM | ALLOC_NON_BLOCK):
+            pfn = rmqueue_smallest(zone, order, MIGRATE_HIGHATOMIC)
+    return pfn
+
+
+def rmqueue(zone, order, migratetype, alloc_flags):
+    """rmqueue: small orders through this CPU's page list, the rest from the buddy lists."""
+    if zone.machine.pcp_enabled and pcp_allowed_order(order):
+        pfn = rmqueue_pcplist(zone, order, migratetype, alloc_flags)
+        if pfn is not None:
+            return pfn
+    return rmqueue_buddy(zone, order, migratetype, alloc_flags)
 
 
 # -- watermarks -------------------------------------------------------------
@@ -642,6 +667,15 @@ def get_page_from_freelist(m, gfp, order, alloc_flags, highest_zoneidx, migratet
     nofragment = alloc_flags & ALLOC_NOFRAGMENT
     while True:
         for zone in zones:
+            # Note when the zone falls below its high watermark: the per-CPU
+            # lists then shrink, so fewer free pages hide there.
+            if not zone.below_high:
+                if zone_watermark_fast(zone, order, zone.wmark(WMARK_HIGH), highest_zoneidx, alloc_flags):
+                    pfn = rmqueue(zone, order, migratetype, alloc_flags)
+                    if pfn is not None:
+                        return pfn
+                    continue
+                zone.below_high = True
             mark = zone.wmark(alloc_flags & ALLOC_WMARK_MASK)
             if not alloc_flags & ALLOC_NO_WATERMARKS and not zone_watermark_fast(
                     zone, order, mark, highest_zoneidx, alloc_flags):
@@ -651,6 +685,8 @@ def get_page_from_freelist(m, gfp, order, alloc_flags, highest_zoneidx, migratet
                 continue
             pfn = rmqueue(zone, order, migratetype, alloc_flags)
             if pfn is not None:
+                if alloc_flags & ALLOC_HIGHATOMIC:
+                    reserve_highatomic_pageblock(zone, pfn, order)
                 return pfn
         # On one node every zone may be too fragmented to claim a whole
         # pageblock; then try again and allow stealing.
@@ -729,10 +765,7 @@ def alloc_pages(m, order, gfp):
 def prep_new_page(m, pfn, order, gfp):
     """prep_new_page / post_alloc_hook: mark the frames in use, refcount 1 on the head."""
     mm = m.mem_map
-    if order:
-        mm.state[pfn:pfn + (1 << order)] = FRAME_ALLOCATED
-    else:
-        mm.state_[pfn] = FRAME_ALLOCATED
+    set_frame_state(mm, pfn, order, FRAME_ALLOCATED)
     mm.refcount_[pfn] = 1
     # The allocation order is kept so free_pages can catch a wrong order, as
     # page_owner would; Linux itself only records it for compound pages.
@@ -741,6 +774,13 @@ def prep_new_page(m, pfn, order, gfp):
         mm.flags_[pfn] |= PG_head
     if gfp & __GFP_ZERO and hasattr(m, "clear_frames"):
         m.clear_frames(pfn, 1 << order)
+
+
+def set_frame_state(mm, pfn, order, state):
+    if order:
+        mm.state[pfn:pfn + (1 << order)] = state
+    else:
+        mm.state_[pfn] = state
 
 
 def bad_page(m, pfn, reason):
@@ -754,7 +794,7 @@ def free_pages_prepare(m, pfn, order):
     if pfn >= mm.max_pfn:
         raise KernelBug(f"free_pages: pfn {pfn:#x} is beyond max_pfn {mm.max_pfn:#x}")
     state = mm.state_[pfn]
-    if state == FRAME_FREE:
+    if state in (FRAME_FREE, FRAME_PCP):
         bad_page(m, pfn, "already free (double free)")
     if state != FRAME_ALLOCATED:
         bad_page(m, pfn, f"not an allocated frame ({FRAME_STATE_NAMES[state]})")
@@ -794,11 +834,15 @@ def free_frozen_pages(m, pfn, order):
     mm = m.mem_map
     mm.flags_[pfn] &= ~PG_head
     mm.order_[pfn] = 0
-    if order:
-        mm.state[pfn:pfn + (1 << order)] = FRAME_FREE
-    else:
-        mm.state_[pfn] = FRAME_FREE
     zone = m.zones[mm.zone_[pfn]]
+    if m.pcp_enabled and pcp_allowed_order(order):
+        mt = get_pageblock_migratetype(m, pfn)
+        if mt != MIGRATE_ISOLATE:
+            # High-atomic pages wait on the movable list; isolated ones skip the lists.
+            set_frame_state(mm, pfn, order, FRAME_PCP)
+            free_frozen_page_commit(zone, pfn, order, MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt)
+            return
+    set_frame_state(mm, pfn, order, FRAME_FREE)
     free_one_page(zone, pfn, order, FPI_NONE)
 
 
@@ -890,6 +934,272 @@ def buddy_merge_likely(m, zone, pfn, buddy_pfn, order):
     return page_is_buddy(m, zone, higher ^ (1 << (order + 1)), order + 1)
 
 
+# -- per-CPU page lists -----------------------------------------------------
+#
+# Taking the zone lock for every page is too slow for a kernel, so each CPU
+# keeps a small cache of free pages per zone (struct per_cpu_pages).  Small
+# allocations come from it, refilled a batch at a time from the buddy lists
+# (rmqueue_bulk), and small frees go to it, emptied a batch at a time when it
+# grows past `high` (free_pcppages_bulk).  Pages on these lists are free but
+# not in buddyinfo, and do not merge until they go back.
+#
+# NOTE: Linux also shrinks `high` every second from vmstat work
+# (decay_pcp_high) and drains idle lists; mmlab has no clock here, so lists
+# change only on allocation and free.  CONFIG_PCP_BATCH_SCALE_MAX is 5.
+
+PCP_BATCH_SCALE_MAX = 5
+NR_LOWORDER_PCP_LISTS = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER + 1)
+NR_PCP_LISTS = NR_LOWORDER_PCP_LISTS + 2            # + THP lists (unmovable, movable)
+HPAGE_PMD_ORDER = 9
+PCPF_PREV_FREE_HIGH_ORDER = 1 << 0
+PCPF_FREE_HIGH_BATCH = 1 << 1
+MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
+
+
+class PerCpuPages:
+    """struct per_cpu_pages: one CPU's cache of free pages for one zone."""
+
+    __slots__ = ("count", "high", "high_min", "high_max", "batch", "free_count", "alloc_factor",
+                 "flags", "lists")
+
+    def __init__(self):
+        self.count = 0                  # pages on the lists
+        self.high = 0                   # boot pageset: nothing is cached until set up
+        self.high_min = self.high_max = 0
+        self.batch = 1
+        self.free_count = 0             # pages freed since the last allocation, roughly
+        self.alloc_factor = 0
+        self.flags = 0
+        self.lists = [deque() for _ in range(NR_PCP_LISTS)]
+
+
+def pcp_allowed_order(order):
+    """pcp_allowed_order: orders 0-3, and the THP order, are cached per CPU."""
+    return order <= PAGE_ALLOC_COSTLY_ORDER or order == HPAGE_PMD_ORDER
+
+
+def order_to_pindex(mt, order):
+    """order_to_pindex: which of a CPU's lists holds blocks of this type and order."""
+    if order > PAGE_ALLOC_COSTLY_ORDER:
+        return NR_LOWORDER_PCP_LISTS + (mt == MIGRATE_MOVABLE)
+    return MIGRATE_PCPTYPES * order + mt
+
+
+def pindex_to_order(pindex):
+    return HPAGE_PMD_ORDER if pindex >= NR_LOWORDER_PCP_LISTS else pindex // MIGRATE_PCPTYPES
+
+
+def zone_batchsize(zone):
+    """zone_batchsize: about a quarter of a thousandth of the zone, at most 1 MiB, then 2**n - 1."""
+    batch = min(zone.managed_pages >> 10, (1 << 20) // PAGE_SIZE) // 4
+    batch = max(batch, 1)
+    batch = batch + batch // 2
+    return (1 << (batch.bit_length() - 1)) - 1
+
+
+def zone_highsize(zone, batch, high_fraction, cpus):
+    """zone_highsize: the low watermark (or managed/fraction) shared among the CPUs, at least 4 batches."""
+    total = zone.managed_pages // high_fraction if high_fraction else zone.wmark(WMARK_LOW)
+    return max(total // cpus, batch << 2)
+
+
+def setup_per_cpu_pagesets(m):
+    """setup_per_cpu_pageset / zone_set_pageset_high_and_batch for every zone and CPU."""
+    for zone in m.zones:
+        if not zone.per_cpu_pageset:
+            zone.per_cpu_pageset = [PerCpuPages() for _ in range(m.cpus)]
+        batch = max(1, zone_batchsize(zone))
+        high_min = zone_highsize(zone, batch, 0, m.cpus)
+        high_max = zone_highsize(zone, batch, MIN_PERCPU_PAGELIST_HIGH_FRACTION, m.cpus)
+        for pcp in zone.per_cpu_pageset:
+            pcp.batch, pcp.high_min, pcp.high_max = batch, high_min, high_max
+
+
+def nr_pcp_alloc(pcp, zone, order):
+    """nr_pcp_alloc: how many blocks to move from the buddy lists when this CPU's list is empty.
+
+    Each refill without a free in between doubles the order-0 batch, up to
+    2**PCP_BATCH_SCALE_MAX batches, and `high` grows towards high_max while
+    the zone has plenty of free memory.
+    """
+    base = pcp.batch
+    high = pcp.high = min(max(pcp.high, pcp.high_min), pcp.high_max)
+    if high < base:
+        return 1
+    batch = base if order else base << pcp.alloc_factor
+    if pcp.high_min != pcp.high_max and not zone.below_high:
+        high = pcp.high = min(high + batch, pcp.high_max)
+    if not order:
+        max_nr_alloc = max(high - pcp.count - base, base)
+        if batch <= max_nr_alloc and pcp.alloc_factor < PCP_BATCH_SCALE_MAX:
+            pcp.alloc_factor += 1
+        batch = min(batch, max_nr_alloc)
+    if batch > 1:
+        batch = max(batch >> order, 2)
+    return batch
+
+
+@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt]})
+def rmqueue_bulk(zone, order, count, migratetype, alloc_flags, pcp_list):
+    """rmqueue_bulk: move up to `count` blocks from the buddy lists to the tail of a CPU's list.
+
+    Blocks come in physical order, since expand() keeps lower halves, so the
+    CPU's list reads in ascending address order.  Returns how many moved.
+    """
+    mm = zone.machine.mem_map
+    moved = 0
+    for _ in range(count):
+        pfn = rmqueue_fallback(zone, order, migratetype, alloc_flags)
+        if pfn is None:
+            break
+        set_frame_state(mm, pfn, order, FRAME_PCP)
+        pcp_list.append(pfn)
+        moved += 1
+    return moved
+
+
+@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt]})
+def rmqueue_pcplist(zone, order, migratetype, alloc_flags):
+    """rmqueue_pcplist: the first block on this CPU's list, refilling it from the buddy lists if empty."""
+    m = zone.machine
+    pcp = zone.per_cpu_pageset[m.current_cpu]
+    pcp.free_count >>= 1
+    pcp_list = pcp.lists[order_to_pindex(migratetype, order)]
+    if not pcp_list:
+        batch = nr_pcp_alloc(pcp, zone, order)
+        moved = rmqueue_bulk(zone, order, batch, migratetype, alloc_flags, pcp_list)
+        pcp.count += moved << order
+        if not pcp_list:
+            return None
+    pfn = pcp_list.popleft()
+    pcp.count -= 1 << order
+    return pfn
+
+
+def nr_pcp_high(pcp, zone, batch, free_high):
+    """nr_pcp_high: the count above which a free empties part of the list; adapts `high`."""
+    high = pcp.high = min(max(pcp.high, pcp.high_min), pcp.high_max)
+    if not high:
+        return 0
+    if free_high:
+        pcp.high = max(high - (batch << PCP_BATCH_SCALE_MAX), pcp.high_min)
+        return 0
+    if batch <= pcp.free_count:
+        return high
+    if zone.below_high:
+        pcp.high = max(high - pcp.free_count, pcp.high_min)
+        high = max(pcp.count, pcp.high_min)
+    elif pcp.count >= high:
+        need_high = pcp.free_count + batch
+        if pcp.high < need_high:
+            pcp.high = min(max(need_high, pcp.high_min), pcp.high_max)
+    return high
+
+
+def nr_pcp_free(pcp, batch, high, free_high):
+    """nr_pcp_free: how many pages to give back; doubles while frees come without allocations."""
+    if free_high:
+        return min(pcp.count, batch << PCP_BATCH_SCALE_MAX)
+    return min(max(pcp.free_count, batch), high - batch)
+
+
+def free_frozen_page_commit(zone, pfn, order, migratetype):
+    """free_frozen_page_commit: put a freed block on this CPU's list; spill a batch when too many."""
+    m = zone.machine
+    pcp = zone.per_cpu_pageset[m.current_cpu]
+    pcp.alloc_factor >>= 1
+    pindex = order_to_pindex(migratetype, order)
+    pcp.lists[pindex].appendleft(pfn)
+    pcp.count += 1 << order
+    batch = pcp.batch
+    free_high = False
+    if order and order <= PAGE_ALLOC_COSTLY_ORDER:
+        # Many high-order frees in a row without allocation: empty the lists
+        # harder, since cached high-order pages fragment memory.
+        free_high = (pcp.free_count >= batch + pcp.high_min // 2
+                     and pcp.flags & PCPF_PREV_FREE_HIGH_ORDER
+                     and (not pcp.flags & PCPF_FREE_HIGH_BATCH or pcp.count >= batch))
+        pcp.flags |= PCPF_PREV_FREE_HIGH_ORDER
+    else:
+        pcp.flags &= ~PCPF_PREV_FREE_HIGH_ORDER
+    if pcp.free_count < batch << PCP_BATCH_SCALE_MAX:
+        pcp.free_count += 1 << order
+    high = nr_pcp_high(pcp, zone, batch, free_high)
+    if pcp.count >= high:
+        free_pcppages_bulk(zone, nr_pcp_free(pcp, batch, high, free_high), pcp, pindex)
+        if zone.below_high and zone_watermark_ok(zone, 0, zone.wmark(WMARK_HIGH), ZONE_MOVABLE, 0):
+            zone.below_high = False
+
+
+@traced
+def free_pcppages_bulk(zone, count, pcp, pindex):
+    """free_pcppages_bulk: give `count` pages back to the buddy lists, oldest first.
+
+    Starts with the list just freed to and takes the others in turn, from
+    each list's tail (the pages cached longest).
+    """
+    m = zone.machine
+    mm = m.mem_map
+    pindex -= 1
+    while count > 0 and pcp.count > 0:
+        while True:
+            pindex = 0 if pindex + 1 > NR_PCP_LISTS - 1 else pindex + 1
+            if pcp.lists[pindex]:
+                break
+        pcp_list = pcp.lists[pindex]
+        order = pindex_to_order(pindex)
+        while True:
+            pfn = pcp_list.pop()
+            count -= 1 << order
+            pcp.count -= 1 << order
+            set_frame_state(mm, pfn, order, FRAME_FREE)
+            free_one_block(zone, pfn, order, get_pageblock_migratetype(m, pfn), FPI_NONE)
+            if count <= 0 or not pcp_list:
+                break
+
+
+def drain_pages_zone(zone, cpu):
+    """drain_pages_zone: give back everything one CPU caches for a zone."""
+    pcp = zone.per_cpu_pageset[cpu]
+    if pcp.count:
+        free_pcppages_bulk(zone, pcp.count, pcp, 0)
+
+
+@traced
+def drain_all_pages(m):
+    """drain_all_pages: empty every CPU's lists (before reclaim gives up, or on request)."""
+    for zone in m.zones:
+        for cpu in range(len(zone.per_cpu_pageset)):
+            drain_pages_zone(zone, cpu)
+
+
+def reserve_highatomic_pageblock(zone, pfn, order):
+    """reserve_highatomic_pageblock: set a pageblock aside for later high-order atomic allocations.
+
+    A successful high-order GFP_ATOMIC allocation in the slow path reserves
+    its pageblock, up to about 1% of the zone, so the next one finds room.
+    """
+    m = zone.machine
+    if zone.managed_pages // 100 < PAGEBLOCK_NR_PAGES:
+        return
+    limit = -(-(zone.managed_pages // 100) // PAGEBLOCK_NR_PAGES) * PAGEBLOCK_NR_PAGES
+    if zone.nr_reserved_highatomic >= limit:
+        return
+    mt = get_pageblock_migratetype(m, pfn)
+    if not migratetype_is_mergeable(mt):
+        return
+    if order < PAGEBLOCK_ORDER:
+        start = pfn & ~(PAGEBLOCK_NR_PAGES - 1)
+        if not (zone.spans(start) and zone.spans(start + PAGEBLOCK_NR_PAGES - 1)):
+            return
+        move_freepages_block(zone, start, mt, MIGRATE_HIGHATOMIC)
+        zone.nr_reserved_highatomic += PAGEBLOCK_NR_PAGES
+    else:
+        change_pageblock_range(m, pfn, order, MIGRATE_HIGHATOMIC)
+        zone.nr_reserved_highatomic += 1 << order
+    note(zone, "reserve_highatomic_pageblock: pageblock at %#x now HighAtomic", pfn)
+
+
 # -- boot -------------------------------------------------------------------
 
 def free_pages_memory(m, start, end):
@@ -959,6 +1269,7 @@ def setup_per_zone_wmarks(m):
         z.watermark = [wmin, wmin + step, wmin + 2 * step, wmin + 3 * step]
         z.watermark_boost = 0
     calculate_totalreserve_pages(m)
+    setup_per_cpu_pagesets(m)           # zone_pcp_update: high follows the low watermark
 
 
 def setup_per_zone_lowmem_reserve(m):
@@ -1037,8 +1348,8 @@ def check(m):
 
     mm = m.mem_map
     state = mm.state
-    if state.max(initial=0) > FRAME_ALLOCATED:
-        fail("frames", f"unknown frame state at pfn {int(np.argmax(state > FRAME_ALLOCATED)):#x}")
+    if state.max(initial=0) > FRAME_PCP:
+        fail("frames", f"unknown frame state at pfn {int(np.argmax(state > FRAME_PCP)):#x}")
     covered = np.zeros(mm.max_pfn, dtype=np.int8)
     for zone in m.zones:
         pfns, orders, mts = free_blocks(zone)
@@ -1094,11 +1405,31 @@ def check(m):
                         continue
                 fail("merged", f"{zone.name}: free buddies {pfn:#x} and {buddy:#x} of order {order} "
                      "were not merged")
+    for zone in m.zones:
+        for cpu, pcp in enumerate(zone.per_cpu_pageset):
+            total = 0
+            for pindex, pcp_list in enumerate(pcp.lists):
+                order = pindex_to_order(pindex)
+                for pfn in pcp_list:
+                    n = 1 << order
+                    if pfn & (n - 1) or not zone.spans(pfn):
+                        fail("per-cpu lists", f"{zone.name} cpu {cpu}: bad block {pfn:#x} order {order}")
+                    if np.any(state[pfn:pfn + n] != FRAME_PCP) or np.any(covered[pfn:pfn + n]):
+                        fail("per-cpu lists", f"{zone.name} cpu {cpu}: block {pfn:#x} is not "
+                             "a per-cpu free block, or is listed twice")
+                    covered[pfn:pfn + n] = 2
+                    total += n
+            if total != pcp.count:
+                fail("counters", f"{zone.name} cpu {cpu}: pcp count {pcp.count}, lists hold {total}")
+    if np.any((state == FRAME_PCP) != (covered == 2)):
+        i = int(np.argmax((state == FRAME_PCP) != (covered == 2)))
+        fail("per-cpu lists", f"pfn {i:#x} is {FRAME_STATE_NAMES[state[i]]} but "
+             f"{'is' if covered[i] == 2 else 'is not'} on a per-cpu list")
     free_frames = state == FRAME_FREE
-    if np.any(free_frames != (covered > 0)):
-        i = int(np.argmax(free_frames != (covered > 0)))
+    if np.any(free_frames != (covered == 1)):
+        i = int(np.argmax(free_frames != (covered == 1)))
         fail("free lists", f"pfn {i:#x} is {FRAME_STATE_NAMES[state[i]]} but "
-             f"{'is' if covered[i] else 'is not'} in a free block")
+             f"{'is' if covered[i] == 1 else 'is not'} in a free block")
     stray = (mm.page_type == PGTY_BUDDY) & ~free_frames
     if np.any(stray):
         fail("frames", f"pfn {int(np.argmax(stray)):#x} is marked buddy but not free")
@@ -1110,9 +1441,9 @@ def check(m):
         present = int(np.count_nonzero(zs != FRAME_HOLE))
         if present != zone.present_pages:
             fail("frames", f"{zone.name}: {present} present frames, present_pages {zone.present_pages}")
-        usable = int(np.count_nonzero((zs == FRAME_FREE) | (zs == FRAME_ALLOCATED)))
+        usable = int(np.count_nonzero((zs == FRAME_FREE) | (zs == FRAME_ALLOCATED) | (zs == FRAME_PCP)))
         if usable != zone.managed_pages:
-            fail("counters", f"{zone.name}: free+allocated {usable} != managed {zone.managed_pages}")
+            fail("counters", f"{zone.name}: free+cached+allocated {usable} != managed {zone.managed_pages}")
     allocated = state == FRAME_ALLOCATED
     if np.any(mm.refcount[~allocated] != 0):
         i = int(np.argmax((mm.refcount != 0) & ~allocated))
