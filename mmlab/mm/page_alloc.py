@@ -1039,7 +1039,8 @@ def nr_pcp_alloc(pcp, zone, order):
     return batch
 
 
-@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt]})
+@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt], "alloc_flags": alloc_flags_name,
+             "pcp_list": lambda pcp_list: f"<{len(pcp_list)} cached>"})
 def rmqueue_bulk(zone, order, count, migratetype, alloc_flags, pcp_list):
     """rmqueue_bulk: move up to `count` blocks from the buddy lists to the tail of a CPU's list.
 
@@ -1058,7 +1059,7 @@ def rmqueue_bulk(zone, order, count, migratetype, alloc_flags, pcp_list):
     return moved
 
 
-@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt]})
+@traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt], "alloc_flags": alloc_flags_name})
 def rmqueue_pcplist(zone, order, migratetype, alloc_flags):
     """rmqueue_pcplist: the first block on this CPU's list, refilling it from the buddy lists if empty."""
     m = zone.machine
@@ -1131,7 +1132,7 @@ def free_frozen_page_commit(zone, pfn, order, migratetype):
             zone.below_high = False
 
 
-@traced
+@traced(fmt={"pcp": lambda pcp: f"<{pcp.count} cached>"})
 def free_pcppages_bulk(zone, count, pcp, pindex):
     """free_pcppages_bulk: give `count` pages back to the buddy lists, oldest first.
 
