@@ -1,0 +1,19 @@
+"""Pictures of the model: matplotlib figures (this package) and text (mmlab.viz.text).
+
+Every function reads the machine's public state and returns a Figure (or a
+string); none changes the machine.  Figures are closed in pyplot before they
+are returned, so a notebook cell that ends with `physmem_map(m)` shows the
+picture once; pass `ax=` to draw into axes of your own.
+
+    from mmlab.viz import physmem_map, buddy_blocks, free_areas
+    physmem_map(m)
+"""
+from .physmem import (physmem_map, pageblock_map, buddy_blocks, free_areas, watermarks,
+                      fragmentation)
+from .vmstat import (fill_contig_page_info, unusable_free_index, fragmentation_index,
+                     unusable_index, extfrag_index)
+from . import text
+
+__all__ = ["physmem_map", "pageblock_map", "buddy_blocks", "free_areas", "watermarks",
+           "fragmentation", "fill_contig_page_info", "unusable_free_index", "fragmentation_index",
+           "unusable_index", "extfrag_index", "text"]

@@ -1,0 +1,14 @@
+"""ipywidgets explorers built on mmlab.viz.
+
+    BuddyPlayground(m)     allocate and free blocks by order; buddyinfo, picture and trace beside
+    PhysMemExplorer(m)     the physical memory map, by zone, with a zoom range slider
+
+Widgets only call the machine's public API (m.alloc_pages, m.free_pages,
+m.trace()) and draw with mmlab.viz; their button handlers can be called
+directly, so they work (and are tested) without a browser.
+"""
+from .buddy import BuddyPlayground
+from .physmem import PhysMemExplorer
+from .common import parse_gfp
+
+__all__ = ["BuddyPlayground", "PhysMemExplorer", "parse_gfp"]
