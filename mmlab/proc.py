@@ -79,11 +79,11 @@ class Proc:
             out.append(f"Node 0, zone {z.name:>8s} " + "".join(f"{c:12d} " for c in counts))
         return "\n".join(out) + "\n"
 
-    def zoneinfo(self, pagesets=False):
+    def zoneinfo(self, pagesets=True):
         """/proc/zoneinfo (zoneinfo_show_print): per-node stats, then each zone.
 
-        The per-CPU page set section prints only with pagesets=True, since
-        mmlab has no per-CPU lists and would print zeros.
+        pagesets=False leaves out the per-CPU list section, which is long on
+        machines with many CPUs.
         """
         m = self.machine
         out = []
@@ -113,13 +113,27 @@ class Proc:
                 out.append(f"      {name:<12s} {z.vm_stat.get(name, 0)}")
             out.append("  pagesets")
             if pagesets:
-                for cpu in range(m.cpus):
-                    out += [f"    cpu: {cpu}", "              count:    0", "              high:     0",
-                            "              batch:    1", "              high_min: 0",
-                            "              high_max: 0", "  vm stats threshold: 0"]
+                threshold = vmstat_threshold(z, m.cpus)
+                for cpu, pcp in enumerate(z.per_cpu_pageset):
+                    out += [f"    cpu: {cpu}", f"              count:    {pcp.count}",
+                            f"              high:     {pcp.high}", f"              batch:    {pcp.batch}",
+                            f"              high_min: {pcp.high_min}",
+                            f"              high_max: {pcp.high_max}",
+                            f"  vm stats threshold: {threshold}"]
             out.append("  node_unreclaimable:  0")
             out.append(f"  start_pfn:           {z.zone_start_pfn}")
         return "\n".join(out) + "\n"
+
+    def slabinfo(self):
+        """/proc/slabinfo (mm/slab_common.c slab_show): version 2.1, one line per cache, newest first."""
+        from .mm import slub
+        return slub.slabinfo_show(self.machine)
+
+    def vmallocinfo(self):
+        """/proc/vmallocinfo (vmalloc_info_show): one line per vmap area, then the unpurged ones."""
+        from .mm import vmalloc
+        lines = vmalloc.vmalloc_info_show(self.machine)
+        return "".join(line + "\n" for line in lines)
 
     def meminfo(self):
         """/proc/meminfo (meminfo_proc_show): '%-16s%8lu kB' per line, in Linux 6.18's order."""
@@ -169,8 +183,9 @@ class Proc:
                 ("FilePmdMapped", ns["nr_file_pmdmapped"] * 512),
                 ("Unaccepted", 0), ("Balloon", ns["nr_balloon_pages"])]
         text += [f"{label + ':':<16s}{kb(pages):8d} kB" for label, pages in rows]
-        text += [f"{'HugePages_Total:':<16s}{0:5d}", f"{'HugePages_Free:':<16s}{0:5d}",
-                 f"{'HugePages_Rsvd:':<16s}{0:5d}", f"{'HugePages_Surp:':<16s}{0:5d}",
+        # hugetlb_report_meminfo: "HugePages_Total:   %5lu", the labels padded to 19 columns.
+        text += [f"{'HugePages_Total:':<19s}{0:5d}", f"{'HugePages_Free:':<19s}{0:5d}",
+                 f"{'HugePages_Rsvd:':<19s}{0:5d}", f"{'HugePages_Surp:':<19s}{0:5d}",
                  f"{'Hugepagesize:':<16s}{2048:8d} kB", f"{'Hugetlb:':<16s}{0:8d} kB"]
         direct = direct_map_sizes(m)
         text += [f"{'DirectMap4k:':<16s}{direct[0]:8d} kB", f"{'DirectMap2M:':<16s}{direct[1]:8d} kB",
@@ -184,6 +199,13 @@ class Proc:
             key, _, rest = line.partition(":")
             out[key] = int(rest.split()[0])
         return out
+
+
+def vmstat_threshold(zone, cpus):
+    """calculate_normal_threshold: how far a CPU's counter deltas may drift before folding in."""
+    mem = zone.managed_pages >> (27 - PAGE_SHIFT)
+    threshold = 2 * cpus.bit_length() * (1 + mem.bit_length())
+    return min(125, threshold)
 
 
 def si_mem_available(m):

@@ -90,15 +90,15 @@ def free_area_init(m, ranges):
     limits = [(ZONE_DMA, 0, MAX_DMA_PFN), (ZONE_DMA32, MAX_DMA_PFN, MAX_DMA32_PFN),
               (ZONE_NORMAL, MAX_DMA32_PFN, max_pfn)]
     zones = []
+    node_start = ranges[0][0]
     for idx, lo, hi in limits:
-        inside = [(max(s, lo), min(e, hi)) for s, e in ranges if s < hi and e > lo]
-        if inside:
-            start, end = inside[0][0], inside[-1][1]
-            present = sum(e - s for s, e in inside)
-        else:
+        # A zone spans its address limits clipped to the node, holes included
+        # (zone_spanned_pages_in_node); present counts only the RAM inside.
+        start, end = max(lo, node_start), min(hi, max_pfn)
+        present = sum(min(e, hi) - max(s, lo) for s, e in ranges if s < hi and e > lo)
+        if start >= end or not present:
             start = end = present = 0
-        zone = Zone(m, idx, start, end, present)
-        zones.append(zone)
+        zones.append(Zone(m, idx, start, end, present))
         mm.zone[lo:min(hi, max_pfn)] = idx
     zones.append(Zone(m, ZONE_MOVABLE, 0, 0, 0))
     zones.append(Zone(m, ZONE_DEVICE, 0, 0, 0))

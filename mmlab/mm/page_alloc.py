@@ -1277,17 +1277,18 @@ def setup_per_zone_lowmem_reserve(m):
     """setup_per_zone_lowmem_reserve: pages a lower zone keeps from allocations that could go higher.
 
     lowmem_reserve[j] of zone i is the managed pages of zones i+1..j divided
-    by lowmem_reserve_ratio[i]; 0 where j <= i or the ratio is 0.
+    by lowmem_reserve_ratio[i]; 0 where j <= i, the ratio is 0 or zone i is empty.
     """
     for i, z in enumerate(m.zones):
         ratio = m.lowmem_reserve_ratio[i]
+        clear = not ratio or not z.managed_pages
         managed = 0
         for j in range(MAX_NR_ZONES):
             if j <= i:
                 z.lowmem_reserve[j] = 0
                 continue
             managed += m.zones[j].managed_pages
-            z.lowmem_reserve[j] = managed // ratio if ratio and managed else 0
+            z.lowmem_reserve[j] = 0 if clear else managed // ratio
     calculate_totalreserve_pages(m)
 
 
@@ -1303,15 +1304,20 @@ def calculate_totalreserve_pages(m):
 
 
 def init_per_zone_wmark_min(m):
-    """init_per_zone_wmark_min, then khugepaged's raise, as a booting kernel runs them."""
+    """init_per_zone_wmark_min, then khugepaged's set_recommended_min_free_kbytes, as boot runs them.
+
+    The second step always runs (start_stop_khugepaged): with THP on it may
+    raise min_free_kbytes; with THP off it computes it again, now that the
+    high watermarks exist and nr_free_buffer_pages is smaller.
+    """
     m.min_free_kbytes = calculate_min_free_kbytes(m)
     setup_per_zone_wmarks(m)
     setup_per_zone_lowmem_reserve(m)
     if m.thp_enabled in ("always", "madvise"):
-        recommended = recommended_min_free_kbytes(m)
-        if recommended > m.min_free_kbytes:
-            m.min_free_kbytes = recommended
-            setup_per_zone_wmarks(m)
+        m.min_free_kbytes = max(m.min_free_kbytes, recommended_min_free_kbytes(m))
+    else:
+        m.min_free_kbytes = calculate_min_free_kbytes(m)
+    setup_per_zone_wmarks(m)
 
 
 # -- invariants -------------------------------------------------------------

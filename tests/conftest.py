@@ -1,0 +1,43 @@
+"""Helpers every test file may use.
+
+- `@pytest.mark.host("zoneinfo", "pagetypeinfo", x86_64=True)`: a differential
+  test against this machine's kernel; it skips, saying why, when the host is
+  not Linux (or not x86_64 when asked) or a probe's file cannot be read
+  (mmlab.linux.skip_reason gives the reason).
+- `unchanged(m)`: a context manager asserting that a block leaves the
+  machine exactly as it found it (for "a failed call changes nothing"):
+  m.check() passes and every /proc view the model prints is the same.
+"""
+import contextlib
+
+import pytest
+
+from mmlab.linux import skip_reason
+
+PROC_VIEWS = ("buddyinfo", "pagetypeinfo", "zoneinfo", "meminfo")
+
+
+def pytest_runtest_setup(item):
+    for marker in item.iter_markers("host"):
+        reason = skip_reason(*marker.args, **marker.kwargs)
+        if reason:
+            pytest.skip(reason)
+
+
+def proc_snapshot(m):
+    """The model's /proc views as text, to compare before and after a call."""
+    return {name: getattr(m.proc, name)() for name in PROC_VIEWS}
+
+
+@pytest.fixture
+def unchanged():
+    """with unchanged(m), pytest.raises(ValueError): m.alloc_pages(-1)"""
+    @contextlib.contextmanager
+    def watch(m):
+        before = proc_snapshot(m)
+        yield
+        m.check()
+        after = proc_snapshot(m)
+        for name in PROC_VIEWS:
+            assert after[name] == before[name], f"/proc/{name} changed"
+    return watch
