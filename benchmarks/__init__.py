@@ -98,6 +98,25 @@ def rate(step, n, repeat=3, setup=None):
     return best
 
 
+
+def rate_of_working_set(make, n, repeat=3):
+    """Steps per second of a working-set benchmark.
+
+    `make()` returns (step, machine); each repeat builds a fresh one, times
+    n calls of step, and checks the machine afterwards (untimed), so a fast
+    but wrong model cannot post a figure.
+    """
+    made = []
+
+    def setup():
+        step, m = make()
+        made.append(m)
+        return step
+    per_s = rate(lambda step: step(None), n, repeat=repeat, setup=setup)
+    for m in made:
+        m.check()
+    return per_s
+
 def run_child(code, timeout=300):
     """Run Python `code` in a fresh interpreter and return the JSON it prints last.
 

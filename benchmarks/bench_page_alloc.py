@@ -8,7 +8,7 @@ working set of 2,000 held pages replaced at random.
 """
 import random
 
-from benchmarks import Figure, benchmark, rate, run_child
+from benchmarks import Figure, benchmark, rate, rate_of_working_set, run_child
 from mmlab import Machine
 from mmlab.uapi import GFP_KERNEL
 
@@ -80,18 +80,6 @@ def mixed_set(size=500, seed=2):
     return step, m
 
 
-def measure(make, n=N_PAIRS):
-    """Pairs per second of a working-set step, checking the machine afterwards (untimed)."""
-    made = []
-
-    def setup():
-        step, m = make()
-        made.append(m)
-        return step
-    per_s = rate(lambda step: step(None), n, setup=setup)
-    for m in made:
-        m.check()
-    return per_s
 
 
 @benchmark
@@ -99,8 +87,8 @@ def order0_pairs():
     """alloc_pages(0)/free_pages pairs per second: worst case and a 2,000-page working set."""
     worst = rate(pair_worst, N_PAIRS, setup=lambda: Machine(ram="4GiB"))
     worst_pcp = rate(pair_worst, N_PAIRS, setup=lambda: Machine(ram="4GiB", pcp=True))
-    ws = measure(lambda: working_set(pcp=False))
-    ws_pcp = measure(lambda: working_set(pcp=True))
+    ws = rate_of_working_set(lambda: working_set(pcp=False), N_PAIRS)
+    ws_pcp = rate_of_working_set(lambda: working_set(pcp=True), N_PAIRS)
     return [
         Figure("order-0 pairs, worst case (split 10 + merge 10)", worst, "pairs/s", PAIRS_TARGET),
         Figure("order-0 pairs, 2,000-page working set", ws, "pairs/s", PAIRS_TARGET),
@@ -113,6 +101,6 @@ def order0_pairs():
 @benchmark
 def mixed_order_pairs():
     """Free one of 500 held blocks of mixed orders (0-4, 9, 10) and allocate another, per second."""
-    per_s = measure(mixed_set)
+    per_s = rate_of_working_set(mixed_set, N_PAIRS)
     return [Figure("mixed-order pairs, 500-block working set", per_s, "pairs/s", None,
                    note="orders 0 (8/18), 1 (4/18), 2 (2/18), 3, 4, 9, 10 (1/18 each)")]

@@ -1,9 +1,11 @@
 """The machine: physical memory, the kernel's allocators and its processes."""
 import random
+import sys
 
 from .arch import PAGE_SHIFT, PAGE_SIZE, PAGE_OFFSET, MiB, parse_size, human
 from .errors import require_int
-from .mm import memblock, page_alloc
+from .mm import memblock, page_alloc, slub
+from .mm import pgtable, vmalloc as mm_vmalloc
 from .trace import Trace
 from .uapi import GFP_KERNEL
 from . import proc
@@ -36,7 +38,7 @@ class Machine:
         if not isinstance(pcp, bool):
             raise TypeError(f"pcp must be a bool, not {type(pcp).__name__}")
         self.pcp_enabled = pcp          # per-CPU page lists in front of the buddy allocator
-        self.current_cpu = 0            # the CPU the next kernel call runs on
+        self._cpu = 0                   # the CPU the next kernel call runs on
         # Tunables, with Linux's defaults (sysctl vm.* and /sys/kernel/mm).
         self.thp_enabled = "madvise"
         self.watermark_scale_factor = 10
@@ -49,7 +51,19 @@ class Machine:
         self.checks = [page_alloc.check]    # each subsystem adds its invariant check here
         memblock.boot(self, ram)
         page_alloc.init_per_zone_wmark_min(self)
+        slub.kmem_cache_init(self)          # the kmalloc caches; no slab pages yet
+        pgtable.pgtable_init(self)          # init_mm and its PGD (init_top_pgt)
+        mm_vmalloc.vmalloc_init(self)       # the free vmalloc space, vmap nodes
         self.proc = proc.Proc(self)
+
+    @property
+    def current_cpu(self):
+        """The CPU that the next kernel call runs on (per-CPU page lists and slabs are per CPU)."""
+        return self._cpu
+
+    @current_cpu.setter
+    def current_cpu(self, cpu):
+        self._cpu = require_int("current_cpu", cpu, 0, self.cpus - 1)
 
     @property
     def machine(self):
@@ -77,6 +91,79 @@ class Machine:
     def free_pages(self, pfn, order):
         """__free_pages: give back a block alloc_pages returned, with the same order."""
         page_alloc.free_pages(self, pfn, order)
+
+    # -- kernel memory: kmalloc and slab caches (mm/slub.py) ----------------
+    def kmalloc(self, size, gfp=GFP_KERNEL):
+        """kmalloc: `size` bytes of kernel memory; the address, or 0 (NULL). kmalloc(0) is ZERO_SIZE_PTR (16)."""
+        return slub.kmalloc(self, size, gfp)
+
+    def kfree(self, addr):
+        """kfree: free what kmalloc returned (0 and ZERO_SIZE_PTR are ignored)."""
+        slub.kfree(self, addr)
+
+    def ksize(self, addr):
+        """ksize: the usable size of a kmalloc allocation (its slot or its pages)."""
+        return slub.ksize(self, addr)
+
+    def kzalloc(self, size, gfp=GFP_KERNEL):
+        """kzalloc: kmalloc with __GFP_ZERO."""
+        return slub.kzalloc(self, size, gfp)
+
+    def kcalloc(self, n, size, gfp=GFP_KERNEL):
+        """kcalloc: a zeroed array of n * size bytes; 0 (NULL) if the product overflows."""
+        return slub.kcalloc(self, n, size, gfp)
+
+    def krealloc(self, addr, size, gfp=GFP_KERNEL):
+        """krealloc: resize a kmalloc allocation; the new address, or 0 with the old one kept."""
+        return slub.krealloc(self, addr, size, gfp)
+
+    def kmem_cache_create(self, name, size, align=0, flags=0, ctor=None, freeptr_offset=None):
+        """kmem_cache_create: a cache of `size`-byte objects with .alloc(), .free(addr), .shrink(), .destroy().
+
+        `flags` are mmlab.mm.slub.SLAB_* flags; `ctor(addr)` runs on each object when its slab
+        is made; returns None when memory runs out.
+        """
+        return slub.kmem_cache_create(self, name, size, align, flags, ctor, freeptr_offset)
+
+    # -- vmalloc (mm/vmalloc.py) -----------------------------------------------
+    def vmalloc(self, size, gfp=GFP_KERNEL, caller=None):
+        """vmalloc: `size` bytes, virtually contiguous, from scattered pages; the address, or 0 (NULL).
+
+        `caller` is the symbol /proc/vmallocinfo shows (e.g. 'my_init+0x1c/0x40');
+        by default the name of the Python function calling.  vmalloc(0) is NULL.
+        """
+        caller = caller if caller is not None else mm_vmalloc.caller_of(sys._getframe(1))
+        return mm_vmalloc.vmalloc(self, size, gfp, caller)
+
+    def vzalloc(self, size, caller=None):
+        """vzalloc: vmalloc with zeroed pages."""
+        caller = caller if caller is not None else mm_vmalloc.caller_of(sys._getframe(1))
+        return mm_vmalloc.vzalloc(self, size, caller)
+
+    def vfree(self, addr):
+        """vfree: free what vmalloc returned (vfree(0) does nothing); the range is freed lazily."""
+        mm_vmalloc.vfree(self, addr)
+
+    def vmalloc_to_page(self, addr):
+        """vmalloc_to_page: the frame (pfn) behind a vmalloc address, by a page-table walk; None if unmapped."""
+        return mm_vmalloc.vmalloc_to_page(self, addr)
+
+    def vmalloc_to_pfn(self, addr):
+        """vmalloc_to_pfn: the pfn behind a vmalloc address; None if unmapped."""
+        return mm_vmalloc.vmalloc_to_pfn(self, addr)
+
+    def vmalloc_nr_pages(self):
+        """vmalloc_nr_pages: pages vmalloc holds (VmallocUsed in /proc/meminfo)."""
+        return mm_vmalloc.vmalloc_nr_pages(self)
+
+    def kvmalloc(self, size, gfp=GFP_KERNEL, caller=None):
+        """kvmalloc: kmalloc, or vmalloc when kmalloc fails above a page; the address, or 0."""
+        caller = caller if caller is not None else mm_vmalloc.caller_of(sys._getframe(1))
+        return mm_vmalloc.kvmalloc(self, size, gfp, caller)
+
+    def kvfree(self, addr):
+        """kvfree: vfree a vmalloc address, kfree anything else."""
+        mm_vmalloc.kvfree(self, require_int("addr", addr, 0, (1 << 64) - 1))
 
     def page_address(self, pfn):
         """page_address: the frame's address in the kernel's direct map."""

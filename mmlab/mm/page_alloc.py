@@ -15,10 +15,10 @@ memory unfragmented: migrate types per pageblock, watermarks, zones.
 Glossary: pfn is a page frame number, order a power of two of frames, mt a
 migrate type, zone one of DMA, DMA32, Normal.
 
-NOTE: mmlab omits the per-CPU page lists (rmqueue_pcplist, free_unref_page):
-every order-0 allocation and free goes straight to the buddy free lists, as
-if each per-CPU list held nothing.  Real buddyinfo therefore shows a few
-hundred fewer order-0 pages than the memory in use would suggest.
+Every Linux puts per-CPU page lists in front of the buddy allocator
+(rmqueue_pcplist, free_frozen_page_commit; see "per-CPU page lists" below).
+mmlab models them, but a Machine uses them only when built with pcp=True, so
+that by default every allocation and free shows its splits and merges.
 """
 import math
 from collections import deque
@@ -277,18 +277,27 @@ def change_pageblock_range(m, pfn, order, mt):
     m.pageblock_mt[first:first + count] = mt
 
 
+# GFP_ZONE_TABLE (include/linux/gfp.h) for x86_64, indexed by the four zone
+# bits; None marks the combinations GFP_ZONE_BAD lists (any two of DMA,
+# DMA32 and HIGHMEM), on which gfp_zone hits VM_BUG_ON.
+_GFP_ZONE_TABLE = {
+    0: ZONE_NORMAL,
+    __GFP_DMA: ZONE_DMA,
+    __GFP_HIGHMEM: ZONE_NORMAL,          # no ZONE_HIGHMEM on 64-bit
+    __GFP_DMA32: ZONE_DMA32,
+    __GFP_MOVABLE: ZONE_NORMAL,
+    __GFP_MOVABLE | __GFP_DMA: ZONE_DMA,
+    __GFP_MOVABLE | __GFP_HIGHMEM: ZONE_MOVABLE,
+    __GFP_MOVABLE | __GFP_DMA32: ZONE_DMA32,
+}
+
+
 def gfp_zone(gfp):
     """gfp_zone: the highest zone an allocation with these flags may use (x86_64)."""
-    bits = gfp & (__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM | __GFP_MOVABLE)
-    if bits & __GFP_DMA and bits & __GFP_DMA32:
-        raise ValueError("gfp: __GFP_DMA and __GFP_DMA32 together name no zone (GFP_ZONE_BAD)")
-    if bits & __GFP_DMA:
-        return ZONE_DMA
-    if bits & __GFP_DMA32:
-        return ZONE_DMA32
-    if bits & __GFP_MOVABLE and bits & __GFP_HIGHMEM:
-        return ZONE_MOVABLE
-    return ZONE_NORMAL          # no ZONE_HIGHMEM on 64-bit: __GFP_HIGHMEM alone means Normal
+    zone = _GFP_ZONE_TABLE.get(gfp & (__GFP_DMA | __GFP_DMA32 | __GFP_HIGHMEM | __GFP_MOVABLE))
+    if zone is None:
+        raise ValueError(f"gfp: {gfp_name(gfp)} combines zone modifiers that name no zone (GFP_ZONE_BAD)")
+    return zone
 
 
 def gfp_migratetype(gfp):
@@ -781,6 +790,65 @@ def set_frame_state(mm, pfn, order, state):
         mm.state[pfn:pfn + (1 << order)] = state
     else:
         mm.state_[pfn] = state
+
+
+def split_page(m, pfn, order):
+    """split_page: make a non-compound block of 2**order frames into that many order-0 pages.
+
+    Each frame gets its own reference, so each can be freed on its own.
+    """
+    mm = m.mem_map
+    if mm.flags_[pfn] & PG_head:
+        raise KernelBug(f"split_page: pfn {pfn:#x} is a compound page")
+    mm.refcount[pfn:pfn + (1 << order)] = 1
+    mm.order[pfn:pfn + (1 << order)] = 0
+
+
+@traced(fmt={"gfp": gfp_name}, result=lambda pages: f"{len(pages)} pages")
+def alloc_pages_bulk(m, gfp, nr_pages):
+    """alloc_pages_bulk: up to nr_pages order-0 pages in one go; a list of pfns.
+
+    Finds the first zone that stays above its low watermark even after
+    nr_pages more, then takes pages from this CPU's list (refilled in
+    batches) until it has enough or the list cannot be refilled.  When no
+    zone qualifies, or not even one page comes from the list, it falls back
+    to one ordinary alloc_pages.  Fewer pages than asked is not a failure:
+    the caller asks again or gives up.
+    NOTE: with pcp=False there are no per-CPU lists, and mmlab takes the
+    pages one by one from alloc_pages instead.
+    """
+    nr_pages = require_int("nr_pages", nr_pages, 0)
+    gfp = check_gfp(gfp)
+    if not nr_pages:
+        return []
+    if not m.pcp_enabled:
+        pages = []
+        while len(pages) < nr_pages:
+            pfn = alloc_pages(m, 0, gfp)
+            if pfn is None:
+                break
+            pages.append(pfn)
+        return pages
+    highest, mt = gfp_zone(gfp), gfp_migratetype(gfp)
+    alloc_flags = ALLOC_WMARK_LOW
+    pages = []
+    if nr_pages > 1:
+        for zone in zonelist(m, highest):
+            if zone_watermark_fast(zone, 0, zone.wmark(WMARK_LOW) + nr_pages, highest, alloc_flags):
+                break
+        else:
+            zone = None
+        while zone is not None and len(pages) < nr_pages:
+            pfn = rmqueue_pcplist(zone, 0, mt, alloc_flags)
+            if pfn is None:
+                break
+            prep_new_page(m, pfn, 0, gfp)
+            pages.append(pfn)
+    if not pages:
+        pfn = alloc_pages(m, 0, gfp)
+        if pfn is not None:
+            pages.append(pfn)
+    return pages
 
 
 def bad_page(m, pfn, reason):
