@@ -19,12 +19,12 @@ class Machine:
     `ram` is bytes or a string such as "512MiB" or "4GiB" (64 MiB to 1 TiB, a
     multiple of 2 MiB); `cpus` the number of CPUs; `seed` fixes every random
     choice the kernel would make (address space layout, for instance), so two
-    machines built alike behave alike.  `pcp=True` puts the per-CPU page
-    lists in front of the buddy allocator, as every Linux has; it is off by
-    default so the buddy allocator's splits and merges show directly.
+    machines built alike behave alike.  The per-CPU page lists sit in front of
+    the buddy allocator, as in every Linux; `pcp=False` leaves them out, so
+    that each allocation and free shows its splits and merges directly.
     """
 
-    def __init__(self, ram="4GiB", cpus=2, seed=0, pcp=False):
+    def __init__(self, ram="4GiB", cpus=2, seed=0, pcp=True):
         ram = parse_size(ram, "ram")
         if not memblock.MIN_RAM <= ram <= memblock.MAX_RAM:
             raise ValueError(f"ram must be between {human(memblock.MIN_RAM)} and "

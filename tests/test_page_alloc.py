@@ -59,7 +59,7 @@ def atomic_floor(mark):
 
 @pytest.fixture
 def m64():
-    return Machine(ram="64MiB")
+    return Machine(ram="64MiB", pcp=False)
 
 
 # -- split and merge ----------------------------------------------------------------
@@ -156,7 +156,7 @@ def test_gfp_kernel_prefers_normal_then_dma32_then_dma():
     NOTE: at the end Linux would reclaim, and failing that call the OOM
     killer, where the model (with nothing to reclaim) returns None.
     """
-    m = Machine(ram="3200MiB")                                           # RAM above 4 GiB: a Normal zone
+    m = Machine(ram="3200MiB", pcp=False)                                           # RAM above 4 GiB: a Normal zone
     dma, dma32, normal = m.zones[:3]
     low, wmin = pa.WMARK_LOW, pa.WMARK_MIN
     while dma32.nr_free_pages - 1024 > dma32.watermark[low] + 3000:
@@ -206,7 +206,7 @@ def test_watermark_failure_returns_none_and_changes_nothing(m64, unchanged):
 
 def test_high_order_needs_a_block_of_that_order(unchanged):
     """Enough free pages by count, but no free block big enough: None, nothing changed."""
-    m = Machine(ram="64MiB")
+    m = Machine(ram="64MiB", pcp=False)
     # Hold every other page of DMA: half of it is free again, in single pages.
     pages = alloc_until_none(m, 0, GFP_DMA)
     for pfn in pages[::2]:
@@ -256,7 +256,7 @@ def claim_or_steal_machine():
     0x2800 and 0x2a00); five movable allocations then take every other
     Movable block of DMA32.
     """
-    m = Machine(ram="64MiB")
+    m = Machine(ram="64MiB", pcp=False)
     m.set_min_free_kbytes(128)                      # so the zone's watermark is not what stops us
     assert m.alloc_pages(0, GFP_KERNEL) == 0x2800
     return m
@@ -345,7 +345,7 @@ def test_bad_alloc_pages_arguments(m64, unchanged, order, gfp, error, name):
 @pytest.fixture
 def held():
     """A 64 MiB machine holding an order-2 block `two` and an order-0 page `one`; page `freed` was freed."""
-    m = Machine(ram="64MiB")
+    m = Machine(ram="64MiB", pcp=False)
     h = SimpleNamespace(m=m, two=m.alloc_pages(2, GFP_KERNEL), one=m.alloc_pages(0, GFP_KERNEL),
                         freed=m.alloc_pages(0, GFP_KERNEL), max_pfn=m.max_pfn)
     m.free_pages(h.freed, 0)
@@ -402,7 +402,7 @@ def test_thp_never_recomputes_min_free_kbytes_over_the_watermarks():
     lowmem_kbytes is MemTotal less the high watermarks then in force (without
     that subtraction it would be 19873).
     """
-    m = Machine(ram="4GiB")
+    m = Machine(ram="4GiB", pcp=False)
 
     def reboot_watermarks():
         m.min_free_kbytes = 0
@@ -431,7 +431,7 @@ def test_lowmem_reserve_of_an_empty_zone_is_zero():
     booted model (DMA and DMA32 always hold memory) but reached as soon as a
     zone's managed count is set, as the differential tests do.
     """
-    m = Machine(ram="256MiB")
+    m = Machine(ram="256MiB", pcp=False)
     m.zones[pa.ZONE_DMA].managed_pages = 0
     pa.setup_per_zone_lowmem_reserve(m)
     assert m.zones[pa.ZONE_DMA].lowmem_reserve == [0, 0, 0, 0, 0]

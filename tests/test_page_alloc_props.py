@@ -165,7 +165,7 @@ def test_highatomic_reserve_keeps_buddyinfo_from_returning():
     HighAtomic.  Once everything is freed, that pageblock's free order-9
     block cannot merge with its buddy pageblock of another type.
     """
-    m = Machine(ram="256MiB")
+    m = Machine(ram="256MiB", pcp=False)
     boot = m.proc.buddyinfo()
     held = []
     while (pfn := m.alloc_pages(pa.MAX_PAGE_ORDER, GFP_KERNEL)) is not None:

@@ -21,7 +21,7 @@ USER = 0x7f0000000000            # a user address, 2 MiB aligned
 
 @pytest.fixture
 def m():
-    return Machine(ram="256MiB", cpus=2)
+    return Machine(ram="256MiB", cpus=2, pcp=False)
 
 
 def table_pages(m):

@@ -24,7 +24,7 @@ SLUB_CALLS = {"kmalloc", "slab_alloc_node", "___slab_alloc", "get_partial", "new
 
 @pytest.fixture
 def m():
-    return Machine(ram="256MiB", cpus=2)
+    return Machine(ram="256MiB", cpus=2, pcp=False)
 
 
 def slub_calls(t):
@@ -84,7 +84,7 @@ def test_kmalloc_type_families_share_geometry(m, prefix):
 ])
 def test_order_grows_with_cpu_count(cpus, name, order, objects):
     # calculate_order: min_objects = 4 * (fls(nr_cpus) + 1)
-    s = Machine(ram="256MiB", cpus=cpus).slub.find(name)
+    s = Machine(ram="256MiB", cpus=cpus, pcp=False).slub.find(name)
     assert (s.order, s.objects) == (order, objects)
 
 
@@ -202,7 +202,7 @@ def test_freelist_is_address_ordered_and_lifo(m):
 def test_random_freelist_is_a_seeded_permutation():
     # CONFIG_SLAB_FREELIST_RANDOM: a shuffled slab, the same for the same seed
     def first_slab(seed):
-        mach = Machine(ram="256MiB", seed=seed)
+        mach = Machine(ram="256MiB", seed=seed, pcp=False)
         mach.slub.freelist_random = True
         return [mach.kmalloc(64) for _ in range(64)]
     a, b = first_slab(1), first_slab(1)
@@ -581,7 +581,7 @@ def test_boot_caches_cannot_be_destroyed(m, unchanged):
 
 def test_out_of_memory_returns_null(unchanged):
     # when the page allocator has nothing, kmalloc returns 0 and warns
-    m = Machine(ram="64MiB")
+    m = Machine(ram="64MiB", pcp=False)
     while m.alloc_pages(0, GFP_ATOMIC) is not None:
         pass
     with unchanged(m):

@@ -24,9 +24,11 @@ FLAGS = st.sampled_from([0, slub.SLAB_HWCACHE_ALIGN, slub.SLAB_RECLAIM_ACCOUNT,
 class SlubTraffic(RuleBasedStateMachine):
     """Live kmalloc objects in `kmalloced`, live cache objects in `cached`, caches in `caches`."""
 
+    pcp = False
+
     def __init__(self):
         super().__init__()
-        self.m = Machine(ram="128MiB", cpus=3)
+        self.m = Machine(ram="128MiB", cpus=3, pcp=self.pcp)
         self.boot_buddyinfo = self.m.proc.buddyinfo()
         self.kmalloced = []             # (address, size asked)
         self.cached = []                # (cache, address)
@@ -150,9 +152,19 @@ class SlubTraffic(RuleBasedStateMachine):
         m.check()
         assert m.node_stat["nr_slab_reclaimable"] == m.node_stat["nr_slab_unreclaimable"] == 0
         assert not m.slub.slabs and not m.slub.large
+        m.drain_all_pages()                 # with per-CPU lists, freed slab pages wait there
         assert m.proc.buddyinfo() == self.boot_buddyinfo
 
 
 TestSlubTraffic = SlubTraffic.TestCase
 TestSlubTraffic.settings = settings(max_examples=30, stateful_step_count=40, deadline=None,
                                     suppress_health_check=[HealthCheck.too_slow])
+
+
+class SlubTrafficPcp(SlubTraffic):
+    """The same traffic with per-CPU page lists in front of the buddy allocator (Linux's own setup)."""
+    pcp = True
+
+
+TestSlubTrafficPcp = SlubTrafficPcp.TestCase
+TestSlubTrafficPcp.settings = TestSlubTraffic.settings

@@ -30,7 +30,7 @@ from mmlab.viz.vmstat import (fill_contig_page_info, unusable_free_index, fragme
 
 @pytest.fixture
 def m():
-    return Machine(ram="256MiB", seed=0)
+    return Machine(ram="256MiB", seed=0, pcp=False)
 
 
 def image(fig, index=0):
@@ -175,7 +175,7 @@ def test_physmem_map_of_a_zone_and_its_boundaries(m):
 
 
 def test_state_cells_table():
-    m = Machine(ram="64MiB")
+    m = Machine(ram="64MiB", pcp=False)
     state = m.mem_map.state
     assert np.array_equal(F.state_cells(m, 0, 16), state[:16])                       # one frame a cell
     assert F.state_cells(m, 0, 256, per_cell=256)[0] == F.RESERVED                   # the first MiB is boot's
@@ -198,7 +198,7 @@ def test_physmem_map_bad_arguments(m):
 
 def test_physmem_map_of_64GiB_downsamples():
     """A 64 GiB machine's 17M frames fold into a small image (its speed is in benchmarks/)."""
-    big = Machine(ram="64GiB")
+    big = Machine(ram="64GiB", pcp=False)
     for i in range(200):
         big.alloc_pages(i % 4, GFP_HIGHUSER_MOVABLE if i % 2 else GFP_KERNEL)
     fig = physmem_map(big)
@@ -223,7 +223,7 @@ def test_pageblock_map_counts_migrate_types(m):
 
 
 def test_pageblock_classes_marks_blocks_without_ram():
-    big = Machine(ram="4GiB")                            # the PCI hole: 3 GiB to 4 GiB has no RAM
+    big = Machine(ram="4GiB", pcp=False)                            # the PCI hole: 3 GiB to 4 GiB has no RAM
     first, last = F.pageblock_range(0, big.max_pfn)
     classes = F.pageblock_classes(big, first, last)
     assert np.all(classes[0xc0000 >> 9:0x100000 >> 9] == F.NO_RAM)
@@ -363,7 +363,7 @@ def test_drawing_changes_nothing(m, unchanged):
 
 def test_figures_are_deterministic():
     def png():
-        m = Machine(ram="256MiB", seed=3)
+        m = Machine(ram="256MiB", seed=3, pcp=False)
         for o in (0, 3, 1):
             m.alloc_pages(o)
         buf = io.BytesIO()
@@ -384,6 +384,6 @@ def test_figures_draw_into_a_given_ax(m):
 
 
 def test_the_model_never_imports_matplotlib():
-    code = "import sys, mmlab; mmlab.Machine(ram='64MiB'); print('matplotlib' in sys.modules, 'ipywidgets' in sys.modules)"
+    code = "import sys, mmlab; mmlab.Machine(ram='64MiB', pcp=False); print('matplotlib' in sys.modules, 'ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]

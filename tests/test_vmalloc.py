@@ -24,13 +24,13 @@ VMALLOC_CALLS = {"__vmalloc_node_range", "__get_vm_area_node", "alloc_vmap_area"
 
 @pytest.fixture
 def m():
-    return Machine(ram="256MiB", cpus=2)
+    return Machine(ram="256MiB", cpus=2, pcp=False)
 
 
 @pytest.fixture
 def m1():
     """One CPU: one vmap node and no pools, so purged ranges go straight back to the free tree."""
-    return Machine(ram="256MiB", cpus=1)
+    return Machine(ram="256MiB", cpus=1, pcp=False)
 
 
 def free_pages(m):

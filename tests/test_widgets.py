@@ -20,7 +20,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture
 def m():
-    return Machine(ram="256MiB", seed=0)
+    return Machine(ram="256MiB", seed=0, pcp=False)
 
 
 def allocated_frames(m):

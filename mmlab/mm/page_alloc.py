@@ -17,8 +17,8 @@ migrate type, zone one of DMA, DMA32, Normal.
 
 Every Linux puts per-CPU page lists in front of the buddy allocator
 (rmqueue_pcplist, free_frozen_page_commit; see "per-CPU page lists" below).
-mmlab models them, but a Machine uses them only when built with pcp=True, so
-that by default every allocation and free shows its splits and merges.
+mmlab models them; a Machine built with pcp=False leaves them out, so that
+every allocation and free shows its splits and merges.
 """
 import math
 from collections import deque
