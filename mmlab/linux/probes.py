@@ -10,8 +10,8 @@ a different order.
     probes.min_free_kbytes()                    # sysctl vm.min_free_kbytes
 
 Probes: buddyinfo, zoneinfo, pagetypeinfo, meminfo, min_free_kbytes,
-watermark_scale_factor, lowmem_reserve_ratio, thp_enabled, firmware_memmap
-(each also by name: probe("zoneinfo")), and host_machine_params(), which
+watermark_scale_factor, lowmem_reserve_ratio, thp_enabled, firmware_memmap,
+vmallocinfo, slabinfo, sys_slab (each also by name: probe("zoneinfo")), and host_machine_params(), which
 gathers what a comparable model needs.  Every probe raises HostUnavailable
 (with a `reason` a learner can read) when the host is not Linux or the file
 cannot be read; skip_reason() turns the same checks into the text a test or a
@@ -38,6 +38,9 @@ PATHS = {
     "lowmem_reserve_ratio": "/proc/sys/vm/lowmem_reserve_ratio",
     "thp_enabled": "/sys/kernel/mm/transparent_hugepage/enabled",
     "firmware_memmap": "/sys/firmware/memmap",
+    "slabinfo": "/proc/slabinfo",
+    "sys_slab": "/sys/kernel/slab",
+    "vmallocinfo": "/proc/vmallocinfo",
 }
 
 
@@ -241,6 +244,92 @@ def parse_thp_enabled(text):
     raise ValueError(f"probes: no [choice] in {text.strip()!r}")
 
 
+# The kind words of a /proc/vmallocinfo line, in the order vmalloc_info_show prints them.
+VMALLOCINFO_WORDS = ("ioremap", "sparse", "vmalloc", "vmap", "user", "dma-coherent", "vpages")
+
+
+def parse_vmallocinfo(text):
+    """/proc/vmallocinfo -> a list of dicts, one per line, in file order.
+
+    Each dict: start, end (ints), size (bytes, the guard page included),
+    kind ("area", "unpurged" for a lazily freed range, or "vm_map_ram"),
+    caller (the symbol, e.g. 'kernel_clone+0x94/0x3e0', or None), pages
+    (or None), phys (an ioremap's physical address, or None), words (the
+    kind words in line order: 'vmalloc', 'vpages', 'ioremap', ...) and
+    nodes ({node: pages}, from the N0=... fields).
+    The kernel prints addresses with %pK: unless kptr_restrict lets the
+    reader see kernel pointers they are hashed, and only size, caller and
+    the rest mean anything (a real one starts 0xffff).
+    """
+    out = []
+    for line in text.splitlines():
+        if not line.strip():
+            continue
+        tokens = line.split()
+        span, _, end = tokens[0].partition("-")
+        if not (span.startswith("0x") and end.startswith("0x")) or len(tokens) < 2:
+            raise ValueError(f"probes: not a vmallocinfo line: {line!r}")
+        entry = {"start": int(span, 16), "end": int(end, 16), "size": int(tokens[1]), "kind": "area",
+                 "caller": None, "pages": None, "phys": None, "words": [], "nodes": {}}
+        rest = tokens[2:]
+        if rest == ["unpurged", "vm_area"]:
+            entry["kind"] = "unpurged"
+        elif rest == ["vm_map_ram"]:
+            entry["kind"] = "vm_map_ram"
+        else:
+            for i, token in enumerate(rest):
+                if token.startswith("pages="):
+                    entry["pages"] = int(token[6:])
+                elif token.startswith("phys="):
+                    entry["phys"] = int(token[5:], 16)
+                elif token in VMALLOCINFO_WORDS:
+                    entry["words"].append(token)
+                elif token[0] == "N" and "=" in token and token[1:].partition("=")[0].isdigit():
+                    node, _, pages = token[1:].partition("=")
+                    entry["nodes"][int(node)] = int(pages)
+                elif i == 0:
+                    entry["caller"] = token
+                else:
+                    raise ValueError(f"probes: unknown field {token!r} in vmallocinfo line {line!r}")
+        out.append(entry)
+    return out
+
+
+# The columns of a /proc/slabinfo 2.1 line after the name, in order.
+SLABINFO_FIELDS = ("active_objs", "num_objs", "objsize", "objperslab", "pagesperslab", "limit",
+                   "batchcount", "sharedfactor", "active_slabs", "num_slabs", "sharedavail")
+
+
+def parse_slabinfo(text):
+    """/proc/slabinfo (version 2.1) -> {cache name: {column: int}} in file order (newest cache first).
+
+    Columns are SLABINFO_FIELDS: active_objs, num_objs, objsize,
+    objperslab, pagesperslab, the three tunables (0 under SLUB), then
+    active_slabs, num_slabs and sharedavail.
+    """
+    lines = text.splitlines()
+    if not lines or not lines[0].startswith("slabinfo - version: 2."):
+        raise ValueError(f"probes: not a slabinfo 2.x file: {lines[0] if lines else ''!r}")
+    out = {}
+    for line in lines[1:]:
+        if not line.strip() or line.startswith("#"):
+            continue
+        words = line.replace(" : ", " ").split()
+        values = [w for w in words[1:] if w not in ("tunables", "slabdata")]
+        if len(values) != len(SLABINFO_FIELDS) or not all(v.isdigit() for v in values):
+            raise ValueError(f"probes: unexpected slabinfo line {line!r}")
+        out[words[0]] = dict(zip(SLABINFO_FIELDS, (int(v) for v in values)))
+    return out
+
+
+def parse_sys_slab_value(text):
+    """One /sys/kernel/slab/<cache>/<file>: '2048 N0=2048' -> 2048, '1' -> 1, other text stripped."""
+    words = text.split()
+    if words and words[0].isdigit():
+        return int(words[0])
+    return text.strip()
+
+
 # -- probes: the host's files, parsed ------------------------------------------
 
 def buddyinfo(node=0):
@@ -309,13 +398,57 @@ def firmware_memmap():
     return sorted(table)
 
 
+def vmallocinfo():
+    """/proc/vmallocinfo of this machine (mode 0400: needs root), parsed by parse_vmallocinfo."""
+    return parse_vmallocinfo(read_text(PATHS["vmallocinfo"]))
+
+
+def slabinfo():
+    """/proc/slabinfo of this machine (mode 0400: needs root): {cache: {column: int}}, see parse_slabinfo."""
+    return parse_slabinfo(read_text(PATHS["slabinfo"]))
+
+
+# The files of /sys/kernel/slab/<cache>/ that sys_slab reads: geometry, flags, then counts.
+SYS_SLAB_FILES = ("object_size", "slab_size", "align", "order", "objs_per_slab", "min_partial",
+                  "cpu_partial", "hwcache_align", "reclaim_account", "destroy_by_rcu", "cache_dma",
+                  "ctor", "aliases", "slabs", "partial", "objects", "objects_partial",
+                  "total_objects", "cpu_slabs", "slabs_cpu_partial")
+
+
+def sys_slab(name="kmalloc-64"):
+    """/sys/kernel/slab/<name>/: {file: value} for each of SYS_SLAB_FILES the kernel has.
+
+    Numbers come back as ints (the first word: '2048 N0=2048' is 2048),
+    other text as stripped strings.  A merged cache is reached through its
+    alias link.  HostUnavailable when the host has no such cache or no
+    /sys/kernel/slab at all (a kernel without SLUB's sysfs).
+    """
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise ValueError(f"name: a cache name such as 'kmalloc-64', got {name!r}")
+    root = PATHS["sys_slab"]
+    if not sys.platform.startswith("linux"):
+        raise HostUnavailable(f"not Linux (this is {platform.system() or sys.platform})", root)
+    if not os.path.isdir(root):
+        raise HostUnavailable(f"{root} does not exist (a kernel without SLUB sysfs)", root)
+    where = os.path.join(root, name)
+    if not os.path.isdir(where):
+        raise HostUnavailable(f"this kernel has no slab cache {name!r}", where)
+    out = {}
+    for field in SYS_SLAB_FILES:
+        path = os.path.join(where, field)
+        if os.path.exists(path):
+            out[field] = parse_sys_slab_value(read_text(path))
+    return out
+
+
 def probe(name):
     """Run the probe called `name` (a key of PATHS): probe("zoneinfo") is zoneinfo()."""
     probes = {"buddyinfo": buddyinfo, "zoneinfo": zoneinfo, "pagetypeinfo": pagetypeinfo,
               "meminfo": meminfo, "min_free_kbytes": min_free_kbytes,
               "watermark_scale_factor": watermark_scale_factor,
               "lowmem_reserve_ratio": lowmem_reserve_ratio, "thp_enabled": thp_enabled,
-              "firmware_memmap": firmware_memmap}
+              "firmware_memmap": firmware_memmap,
+              "slabinfo": slabinfo, "sys_slab": sys_slab, "vmallocinfo": vmallocinfo}
     if name not in probes:
         raise ValueError(f"probes: unknown probe {name!r}; known: {', '.join(probes)}")
     return probes[name]()

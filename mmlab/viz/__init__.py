@@ -13,7 +13,13 @@ from .physmem import (physmem_map, pageblock_map, buddy_blocks, free_areas, wate
 from .vmstat import (fill_contig_page_info, unusable_free_index, fragmentation_index,
                      unusable_index, extfrag_index)
 from . import text
+from .slab import kmalloc_waste, slab_strip, path_timeline, slab_usage
+from . import slab
 
 __all__ = ["physmem_map", "pageblock_map", "buddy_blocks", "free_areas", "watermarks",
            "fragmentation", "fill_contig_page_info", "unusable_free_index", "fragmentation_index",
            "unusable_index", "extfrag_index", "text"]
+__all__ += ["kmalloc_waste", "slab_strip", "path_timeline", "slab_usage", "slab"]
+from .vmalloc import vmalloc_space, area_frames, compare_frames, cost_figure
+from . import vmalloc
+__all__ += ["vmalloc_space", "area_frames", "compare_frames", "cost_figure", "vmalloc"]

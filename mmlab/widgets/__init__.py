@@ -2,6 +2,7 @@
 
     BuddyPlayground(m)     allocate and free blocks by order; buddyinfo, picture and trace beside
     PhysMemExplorer(m)     the physical memory map, by zone, with a zoom range slider
+    KmallocExplorer(m)     a size -> its kmalloc cache, slab and waste; kmalloc and kfree
 
 Widgets only call the machine's public API (m.alloc_pages, m.free_pages,
 m.trace()) and draw with mmlab.viz; their button handlers can be called
@@ -10,5 +11,9 @@ directly, so they work (and are tested) without a browser.
 from .buddy import BuddyPlayground
 from .physmem import PhysMemExplorer
 from .common import parse_gfp
+from .slab import KmallocExplorer
 
 __all__ = ["BuddyPlayground", "PhysMemExplorer", "parse_gfp"]
+__all__ += ["KmallocExplorer"]
+from .vmalloc import VmallocExplorer
+__all__ += ["VmallocExplorer"]
