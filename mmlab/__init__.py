@@ -2,6 +2,7 @@
 from .errors import SegmentationFault, KernelBug, InvariantError, SEGV_MAPERR, SEGV_ACCERR
 from .machine import Machine
 from . import uapi
+from . import libc as _libc      # noqa: F401  (gives every process p.libc)
 
 __all__ = ["Machine", "SegmentationFault", "KernelBug", "InvariantError",
            "SEGV_MAPERR", "SEGV_ACCERR", "uapi"]

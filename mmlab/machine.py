@@ -9,6 +9,8 @@ from .mm import pgtable, vmalloc as mm_vmalloc
 from .trace import Trace
 from .uapi import GFP_KERNEL
 from . import proc
+from . import fs as _fs
+from .mm import mmap as mm_mmap
 
 
 class Machine:
@@ -54,6 +56,8 @@ class Machine:
         slub.kmem_cache_init(self)          # the kmalloc caches; no slab pages yet
         pgtable.pgtable_init(self)          # init_mm and its PGD (init_top_pgt)
         mm_vmalloc.vmalloc_init(self)       # the free vmalloc space, vmap nodes
+        self.fs = _fs.FileSystem(self)      # files for mmap: libc, ld.so, programs
+        mm_mmap.mmap_init(self)             # vm.max_map_count, overcommit, processes; their check
         self.proc = proc.Proc(self)
 
     @property
@@ -72,6 +76,12 @@ class Machine:
 
     def __repr__(self):
         return f"Machine(ram={human(self.ram)!r}, cpus={self.cpus}, seed={self.seed})"
+
+    # -- processes -------------------------------------------------------------
+    def spawn(self, name="a.out", uid=1000, rlimits=None):
+        """A new process running `name`, as execve and ld.so leave it at main() (mmlab/process.py)."""
+        from .process import spawn
+        return spawn(self, name, uid=uid, rlimits=rlimits)
 
     # -- tracing and checking ------------------------------------------------
     def trace(self):
@@ -172,7 +182,12 @@ class Machine:
 
     def virt_to_phys(self, addr):
         """virt_to_phys: the physical address behind a direct-map address."""
-        addr = require_int("addr", addr, PAGE_OFFSET, PAGE_OFFSET + (self.max_pfn << PAGE_SHIFT) - 1)
+        addr = require_int("addr", addr)
+        end = PAGE_OFFSET + (self.max_pfn << PAGE_SHIFT)
+        if not PAGE_OFFSET <= addr < end:
+            # Linux would return garbage (CONFIG_DEBUG_VIRTUAL warns "virt_to_phys used for
+            # non-linear address"); vmalloc addresses need vmalloc_to_pfn instead.
+            raise ValueError(f"addr {addr:#x} is not in the direct map [{PAGE_OFFSET:#x}, {end:#x})")
         return addr - PAGE_OFFSET
 
     def phys_to_virt(self, phys):

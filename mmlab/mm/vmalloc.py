@@ -757,8 +757,8 @@ def vmalloc_area_node(m, area, gfp, page_shift, node):
     """__vmalloc_area_node: fill a reserved area with pages and map them.
 
     1. The page array: kmalloc'd if it fits in a page, else vmalloc'd
-       itself (the recursion ends after one level: 2 MiB of array covers
-       1 GiB of vmalloc).
+       itself; that array's own array is kmalloc'd up to 1 GiB of vmalloc
+       and vmalloc'd again above it (a page of pointers covers 2 MiB).
     2. The pages (vm_area_alloc_pages), counted in nr_vmalloc_pages.
     3. The PTEs (vmap_pages_range).
     Returns the area's address, or 0 after undoing everything with vfree
