@@ -43,7 +43,7 @@ from .mm.vma import (MM, VMA, VmaView, VmOps, VM_STACK_FLAGS, VM_STACK_INCOMPLET
                      VM_DONTDUMP, VM_DONTEXPAND, VM_LOCKED_MASK, VM_ACCOUNT,
                      ULONG_MAX, vm_stat_account, vm_enough_memory, vma_name, expand_downwards)
 
-RLIMIT_AS = _mmap.RLIMIT_AS
+from .uapi import RLIMIT_AS
 STACK_TOP = TASK_SIZE                   # STACK_TOP_MAX with 4-level paging
 STACK_RND_MASK = 0x3fffff               # 22 bits of pages: the stack top moves within 16 GiB
 MMAP_RND_BITS = 28                      # vm.mmap_rnd_bits: 1 TiB of mmap_base randomness

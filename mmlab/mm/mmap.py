@@ -53,15 +53,9 @@ from .vma import (VMA, MM, VmaMergeStruct, ret_name, vm_flags_name, VM_READ, VM_
                   vma_modify_flags, vms_gather_munmap_vmas, vms_clear_ptes,
                   vms_complete_munmap_vmas, VmaMunmap, mm_populate, change_protection)
 
-# Constants the uapi module does not carry (include/uapi/asm-generic/mman*.h, x86 mman.h).
-PROT_SEM = 0x08
-MAP_DROPPABLE = 0x08
-MAP_ABOVE4G = 0x80
-MAP_HUGE_SHIFT = 26
-MAP_HUGE_MASK = 0x3f
-MAP_HUGE_2MB = 21 << MAP_HUGE_SHIFT
-MAP_HUGE_1GB = 30 << MAP_HUGE_SHIFT
-RLIMIT_AS = 9
+from ..uapi import (PROT_SEM, MAP_DROPPABLE, MAP_ABOVE4G, MAP_HUGE_SHIFT, MAP_HUGE_MASK,
+                    MAP_HUGE_2MB, MAP_HUGE_1GB, RLIMIT_AS)
+
 MADV_FLAG_ADVICE = {
     # advice -> (flags to clear, flags to set), the advice madvise_update_vma applies.
     _uapi.MADV_NORMAL: (VM_SEQ_READ | VM_RAND_READ, 0),

@@ -37,10 +37,8 @@ import itertools
 from ..arch import PAGE_SHIFT, PAGE_SIZE, TASK_SIZE
 from ..errors import InvariantError, ENOMEM, EINVAL
 from ..trace import traced, note
-from ..uapi import RLIMIT_DATA
+from ..uapi import RLIMIT_DATA, RLIMIT_AS
 from .. import fs as _fs
-
-RLIMIT_AS = 9                   # include/uapi/asm-generic/resource.h
 
 # -- vm_flags (include/linux/mm.h, x86_64) ----------------------------------
 VM_NONE = 0x00000000
