@@ -327,7 +327,7 @@ def test_trace_of_vfree(m):
         m.vfree(a)
     assert [c for c in t.calls() if c in VMALLOC_CALLS] == ["vfree", "remove_vm_area",
                                                             "free_vmap_area_noflush"]
-    assert t.calls().count("free_pages") == 1
+    assert t.calls().count("free_page_array") == 1                     # vfree's __free_page loop
 
 
 # -- failures --------------------------------------------------------------------------

@@ -838,12 +838,14 @@ def alloc_pages_bulk(m, gfp, nr_pages):
                 break
         else:
             zone = None
-        while zone is not None and len(pages) < nr_pages:
-            pfn = rmqueue_pcplist(zone, 0, mt, alloc_flags)
-            if pfn is None:
-                break
-            prep_new_page(m, pfn, 0, gfp)
-            pages.append(pfn)
+        if zone is not None:
+            pcp = zone.per_cpu_pageset[m.current_cpu]
+            while len(pages) < nr_pages:
+                pfn = rmqueue_pcplist_locked(zone, pcp, 0, mt, alloc_flags)
+                if pfn is None:
+                    break
+                prep_new_page(m, pfn, 0, gfp)
+                pages.append(pfn)
     if not pages:
         pfn = alloc_pages(m, 0, gfp)
         if pfn is not None:
@@ -895,6 +897,27 @@ def free_pages(m, pfn, order):
     if mm.refcount_[pfn]:
         return          # someone else still holds the page (get_page)
     free_frozen_pages(m, pfn, order)
+
+
+@traced(result=lambda n: f"{n} pages")
+def free_page_array(m, pfns):
+    """__free_page on each of an array of order-0 pages, as vfree's loop does; returns how many.
+
+    The same checks and path as free_pages(pfn, 0) for each page, in one
+    call.  A bad page stops the loop with KernelBug before anything is
+    freed, so a failed call changes nothing.
+    """
+    mm = m.mem_map
+    for pfn in pfns:
+        free_pages_prepare(m, pfn, 0)
+    if len(set(pfns)) != len(pfns):
+        raise KernelBug("free_page_array: a page appears twice in the array (double free)")
+    refcount = mm.refcount_
+    for pfn in pfns:
+        refcount[pfn] -= 1
+        if not refcount[pfn]:
+            free_frozen_pages(m, pfn, 0)
+    return len(pfns)
 
 
 def free_frozen_pages(m, pfn, order):
@@ -1129,10 +1152,17 @@ def rmqueue_bulk(zone, order, count, migratetype, alloc_flags, pcp_list):
 
 @traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt], "alloc_flags": alloc_flags_name})
 def rmqueue_pcplist(zone, order, migratetype, alloc_flags):
-    """rmqueue_pcplist: the first block on this CPU's list, refilling it from the buddy lists if empty."""
-    m = zone.machine
-    pcp = zone.per_cpu_pageset[m.current_cpu]
+    """rmqueue_pcplist: the first block on this CPU's list, refilling it from the buddy lists if empty.
+
+    An allocation halves free_count, so the next spill of freed pages is smaller.
+    """
+    pcp = zone.per_cpu_pageset[zone.machine.current_cpu]
     pcp.free_count >>= 1
+    return rmqueue_pcplist_locked(zone, pcp, order, migratetype, alloc_flags)
+
+
+def rmqueue_pcplist_locked(zone, pcp, order, migratetype, alloc_flags):
+    """__rmqueue_pcplist: pop this CPU's list for (order, type), refilling an empty one by rmqueue_bulk."""
     pcp_list = pcp.lists[order_to_pindex(migratetype, order)]
     if not pcp_list:
         batch = nr_pcp_alloc(pcp, zone, order)
@@ -1140,9 +1170,8 @@ def rmqueue_pcplist(zone, order, migratetype, alloc_flags):
         pcp.count += moved << order
         if not pcp_list:
             return None
-    pfn = pcp_list.popleft()
     pcp.count -= 1 << order
-    return pfn
+    return pcp_list.popleft()
 
 
 def nr_pcp_high(pcp, zone, batch, free_high):

@@ -746,9 +746,7 @@ def vm_area_alloc_pages(m, gfp, order, nr_pages):
 
 def free_vm_pages(m, vm):
     """vfree's loop: __free_page for every page, huge blocks having been split at allocation."""
-    free = page_alloc.free_pages
-    for pfn in vm.pages:
-        free(m, pfn, 0)
+    page_alloc.free_page_array(m, vm.pages)
     note(m, "vfree: %d pages back to the page allocator", len(vm.pages))
 
 
