@@ -1980,7 +1980,7 @@ class Libc:
             return self.chunksize(p) - SIZE_SZ
         return 0
 
-    @traced
+    @traced(name="__malloc_trim")
     def malloc_trim_impl(self, pad):
         """__malloc_trim: mtrim on every arena (the main one here)."""
         if not self.malloc_initialized:

@@ -23,3 +23,6 @@ __all__ += ["kmalloc_waste", "slab_strip", "path_timeline", "slab_usage", "slab"
 from .vmalloc import vmalloc_space, area_frames, compare_frames, cost_figure
 from . import vmalloc
 __all__ += ["vmalloc_space", "area_frames", "compare_frames", "cost_figure", "vmalloc"]
+from .heap import heap_strip, heap_text, bins_text
+from . import heap
+__all__ += ["heap_strip", "heap_text", "bins_text", "heap"]

@@ -17,3 +17,5 @@ __all__ = ["BuddyPlayground", "PhysMemExplorer", "parse_gfp"]
 __all__ += ["KmallocExplorer"]
 from .vmalloc import VmallocExplorer
 __all__ += ["VmallocExplorer"]
+from .heap import HeapStepper
+__all__ += ["HeapStepper"]
