@@ -145,7 +145,10 @@ def fput(f):
 
 
 def shmem_evict_inode(file):
-    """shmem_evict_inode: give back the commit charge of an anonymous shmem object."""
+    """shmem_evict_inode: give back the commit charge of an anonymous shmem object, and its pages."""
+    if file.i_mapping is not None:
+        from .mm import filemap
+        filemap.truncate_inode_pages(file)
     if file.acct_pages:
         file.machine.committed_pages -= file.acct_pages
         file.machine.shmem_committed -= file.acct_pages

@@ -58,6 +58,8 @@ class Machine:
         mm_vmalloc.vmalloc_init(self)       # the free vmalloc space, vmap nodes
         self.fs = _fs.FileSystem(self)      # files for mmap: libc, ld.so, programs
         mm_mmap.mmap_init(self)             # vm.max_map_count, overcommit, processes; their check
+        from .mm import memory as mm_memory
+        mm_memory.memory_init(self)         # the zero page, page contents, the rmap check
         self.proc = proc.Proc(self)
 
     @property

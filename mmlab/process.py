@@ -133,6 +133,7 @@ class Process:
         self.alive = True
         self.exe = None
         self.libc = None                # glibc's malloc state (mmlab/libc), when it exists
+        self.min_flt = self.maj_flt = 0     # faults charged to the task (getrusage ru_minflt, ru_majflt)
 
     def __repr__(self):
         state = "" if self.alive else " exited"
@@ -314,10 +315,59 @@ class Process:
                 ("VmExe", text >> 10), ("VmLib", lib >> 10)]
         return "".join(f"{name}:\t{value:8d} kB\n" for name, value in rows)
 
+    # -- memory accesses (mm/memory.py) ---------------------------------------------
+    def load(self, addr, size=1):
+        """A program's loads: `size` bytes from addr, faulting as Linux does (SegmentationFault on a bad one)."""
+        self._live()
+        from .mm import memory
+        addr, size = _ulong("addr", addr), _ulong("size", size)
+        return memory.user_load(self, addr, size)
+
+    def store(self, addr, data):
+        """A program's stores: write the bytes of `data` at addr, faulting as Linux does."""
+        self._live()
+        from .mm import memory
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes, got {type(data).__name__}")
+        return memory.user_store(self, _ulong("addr", addr), data)
+
+    def touch(self, addr, length, write=False):
+        """Access every page of [addr, addr+length) once (no bytes kept); returns the faults taken."""
+        self._live()
+        from .mm import memory
+        addr, length = _ulong("addr", addr), _ulong("length", length)
+        return memory.user_access(self, addr, length, bool(write))
+
+    def rusage(self):
+        """getrusage(RUSAGE_SELF): (ru_minflt, ru_majflt)."""
+        return (self.min_flt, self.maj_flt)
+
+    def pagemap(self, addr):
+        """The /proc/pid/pagemap entry of addr's page (64 bits: present, file, exclusive, pfn)."""
+        from .mm import memory
+        return memory.pagemap_entry(self, _ulong("addr", addr))
+
+    def mincore(self, addr, length):
+        """mincore: one bool per page of [addr, addr+length): is it resident?"""
+        self._live()
+        from .mm import memory
+        addr, length = _ulong("addr", addr), _ulong("length", length)
+        if addr & (PAGE_SIZE - 1):
+            raise oserror(22)
+        return memory.mincore(self, addr, (length + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
+
+    def fork(self):
+        """fork: a child with a copy of this address space (copy-on-write) and of the descriptors."""
+        self._live()
+        from .kernel import fork as _fork
+        return _fork.copy_process(self)
+
     def exit(self):
         """exit: unmap everything (exit_mmap), close every file, leave the machine's process list."""
         self._live()
         exit_mmap(self.mm)
+        from .mm import memory
+        memory.exit_mmap_tables(self.mm)
         for fd in list(self.fds):
             f = self.fds.pop(fd)
             if isinstance(f, _fs.OpenFile):

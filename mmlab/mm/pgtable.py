@@ -1008,7 +1008,15 @@ def check(m):
 
 
 def check_leaves(m, fail, table, level, leaves):
-    """Every frame a present leaf maps is allocated (2 MiB and 1 GiB leaves: every frame inside)."""
+    """Every frame a present leaf maps is allocated (2 MiB and 1 GiB leaves: every frame inside).
+
+    The one exception is the zero page (m.zero_pfn, mm/memory.py): a
+    reserved frame of the kernel image that user PTEs map as _PAGE_SPECIAL.
+    """
+    zero = getattr(m, "zero_pfn", None)
+    if zero is not None and level == LEVEL_PTE and len(leaves):
+        leaves = leaves[~(((leaves & np.uint64(_PAGE_SPECIAL)) != 0)
+                          & (((leaves & np.uint64(PTE_PFN_MASK)) >> np.uint64(PAGE_SHIFT)) == zero))]
     if not len(leaves):
         return
     span = {LEVEL_PTE: 1, LEVEL_PMD: PTRS_PER_PTE, LEVEL_PUD: PTRS_PER_PTE * PTRS_PER_PMD}[level]

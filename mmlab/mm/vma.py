@@ -1198,6 +1198,11 @@ def split_vma_nocheck(vma, addr, new_below):
     if ops is not None and ops.split_align and addr & (ops.split_align - 1):
         note(vma, "__split_vma: %r cannot be split at %#x", vma, addr)
         return -EINVAL
+    if mm.pgd is not None:
+        # vma_adjust_trans_huge: a THP mapped across the cut is split first (mm/memory.py).
+        fn = _hook("memory", "vma_adjust_trans_huge")
+        if fn is not None:
+            fn(mm, addr)
     new = vma.dup()
     if new_below:
         new.vm_end = addr
@@ -1250,6 +1255,7 @@ def vma_modify(vmg):
     if vma.vm_end > end:
         err = split_vma(vma, end, 0)
         if isinstance(err, int):
+            vma.vm_mm.leave_unmerged(start)     # the split at start stays, between two alike VMAs
             return err
     return vma
 
