@@ -26,3 +26,6 @@ __all__ += ["vmalloc_space", "area_frames", "compare_frames", "cost_figure", "vm
 from .heap import heap_strip, heap_text, bins_text
 from . import heap
 __all__ += ["heap_strip", "heap_text", "bins_text", "heap"]
+from .vmas import address_space, vma_change, maple_tree, heap_picture, brk_timeline
+from . import vmas
+__all__ += ["address_space", "vma_change", "maple_tree", "heap_picture", "brk_timeline", "vmas"]

@@ -19,3 +19,5 @@ from .vmalloc import VmallocExplorer
 __all__ += ["VmallocExplorer"]
 from .heap import HeapStepper
 __all__ += ["HeapStepper"]
+from .vmas import VmaPlayground, BrkSlider
+__all__ += ["VmaPlayground", "BrkSlider"]
