@@ -781,8 +781,8 @@ def prep_new_page(m, pfn, order, gfp):
     mm.order_[pfn] = order
     if gfp & __GFP_COMP and order:
         mm.flags_[pfn] |= PG_head
-    if gfp & __GFP_ZERO and hasattr(m, "clear_frames"):
-        m.clear_frames(pfn, 1 << order)
+    # __GFP_ZERO costs nothing here: a frame holds no bytes in the model until
+    # a process stores some (mm/memory.py), and they are dropped when it is freed.
 
 
 def set_frame_state(mm, pfn, order, state):
@@ -840,11 +840,16 @@ def alloc_pages_bulk(m, gfp, nr_pages):
             zone = None
         if zone is not None:
             pcp = zone.per_cpu_pageset[m.current_cpu]
+            mm = m.mem_map
+            state, refcount, order_of = mm.state_, mm.refcount_, mm.order_
             while len(pages) < nr_pages:
                 pfn = rmqueue_pcplist_locked(zone, pcp, 0, mt, alloc_flags)
                 if pfn is None:
                     break
-                prep_new_page(m, pfn, 0, gfp)
+                # NOTE: prep_new_page(m, pfn, 0, gfp), inlined for speed.
+                state[pfn] = FRAME_ALLOCATED
+                refcount[pfn] = 1
+                order_of[pfn] = 0
                 pages.append(pfn)
     if not pages:
         pfn = alloc_pages(m, 0, gfp)
@@ -926,11 +931,14 @@ def free_frozen_pages(m, pfn, order):
     mm.flags_[pfn] &= ~PG_head
     mm.order_[pfn] = 0
     zone = m.zones[mm.zone_[pfn]]
-    if m.pcp_enabled and pcp_allowed_order(order):
-        mt = get_pageblock_migratetype(m, pfn)
+    if m.pcp_enabled and (order <= PAGE_ALLOC_COSTLY_ORDER or order == HPAGE_PMD_ORDER):
+        mt = m.pageblock_mt_[pfn >> PAGEBLOCK_ORDER]
         if mt != MIGRATE_ISOLATE:
             # High-atomic pages wait on the movable list; isolated ones skip the lists.
-            set_frame_state(mm, pfn, order, FRAME_PCP)
+            if order:
+                mm.state[pfn:pfn + (1 << order)] = FRAME_PCP
+            else:
+                mm.state_[pfn] = FRAME_PCP
             free_frozen_page_commit(zone, pfn, order, MIGRATE_MOVABLE if mt >= MIGRATE_PCPTYPES else mt)
             return
     set_frame_state(mm, pfn, order, FRAME_FREE)
@@ -1203,10 +1211,10 @@ def nr_pcp_free(pcp, batch, high, free_high):
 
 def free_frozen_page_commit(zone, pfn, order, migratetype):
     """free_frozen_page_commit: put a freed block on this CPU's list; spill a batch when too many."""
-    m = zone.machine
-    pcp = zone.per_cpu_pageset[m.current_cpu]
+    pcp = zone.per_cpu_pageset[zone.machine.current_cpu]
     pcp.alloc_factor >>= 1
-    pindex = order_to_pindex(migratetype, order)
+    pindex = (MIGRATE_PCPTYPES * order + migratetype if order <= PAGE_ALLOC_COSTLY_ORDER
+              else order_to_pindex(migratetype, order))
     pcp.lists[pindex].appendleft(pfn)
     pcp.count += 1 << order
     batch = pcp.batch
