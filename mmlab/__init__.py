@@ -1,9 +1,9 @@
 """mmlab: a runnable model of how Linux 6.x and glibc 2.36 allocate memory."""
-from .errors import SegmentationFault, KernelBug, InvariantError, SEGV_MAPERR, SEGV_ACCERR
+from .errors import SegmentationFault, BusError, KernelBug, InvariantError, SEGV_MAPERR, SEGV_ACCERR
 from .machine import Machine
 from . import uapi
 from . import libc as _libc      # noqa: F401  (gives every process p.libc)
 
-__all__ = ["Machine", "SegmentationFault", "KernelBug", "InvariantError",
+__all__ = ["Machine", "SegmentationFault", "BusError", "KernelBug", "InvariantError",
            "SEGV_MAPERR", "SEGV_ACCERR", "uapi"]
 __version__ = "0.1.0"

@@ -29,6 +29,20 @@ class SegmentationFault(Exception):
         super().__init__(f"{msg}: {reason}" if reason else msg)
 
 
+BUS_ADRERR = 2      # the address has no backing page (a file mapping past its end)
+
+
+class BusError(Exception):
+    """SIGBUS: the mapping exists but no page can back the address (a file page past its end).
+
+    `address` and `code` (BUS_ADRERR) as siginfo carries them.
+    """
+
+    def __init__(self, address, code=BUS_ADRERR, reason=""):
+        self.address, self.code, self.reason = address, code, reason
+        super().__init__(f"SIGBUS at {address:#x} (BUS_ADRERR)" + (f": {reason}" if reason else ""))
+
+
 class KernelBug(Exception):
     """Misuse that a real kernel answers with an oops or a BUG report.
 

@@ -504,9 +504,9 @@ def test_first_call_aborting_leaves_no_heap(p, libc):
 
 
 def test_malloc_memory_faults_like_any_page(p, libc):
-    if not hasattr(p, "touch"):
-        pytest.skip("the process model has no p.touch yet")
     a = libc.malloc(100000)
     before = p.rusage()[0]
     p.touch(a, 100000, write=True)                  # first touches of the heap's pages fault
-    assert p.rusage()[0] > before
+    # NOTE: chunk headers are not yet in the process's pages, so no page was touched before.
+    pages = (a + 100000 - 1) // 4096 - a // 4096 + 1
+    assert p.rusage()[0] - before == pages          # one minor fault per page, no fault-around for anon

@@ -50,7 +50,8 @@ allocation that fails makes the access raise MemoryError).
 import numpy as np
 
 from ..arch import PAGE_SHIFT, PAGE_SIZE
-from ..errors import KernelBug, InvariantError, SegmentationFault, SEGV_MAPERR, SEGV_ACCERR
+from ..errors import (KernelBug, InvariantError, SegmentationFault, SEGV_MAPERR, SEGV_ACCERR,
+                      BusError, BUS_ADRERR)
 from ..trace import traced, note
 from ..uapi import (GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP,
                     __GFP_MOVABLE)
@@ -264,20 +265,6 @@ def mm_account_fault(p, ret):
         p.maj_flt += 1
     else:
         p.min_flt += 1
-
-
-BUS_ADRERR = 2
-
-
-class BusError(Exception):
-    """SIGBUS: the mapping exists but no page can back the address (a file page past its end).
-
-    `address` and `code` (BUS_ADRERR) as siginfo carries them.
-    """
-
-    def __init__(self, address, code=BUS_ADRERR, reason=""):
-        self.address, self.code, self.reason = address, code, reason
-        super().__init__(f"SIGBUS at {address:#x} (BUS_ADRERR)" + (f": {reason}" if reason else ""))
 
 
 def raise_fault_error(vmf, ret):
