@@ -232,10 +232,11 @@ class HeapMemory:
     """The words malloc reads and writes: chunk headers, links, the tcache and the arena.
 
     NOTE: this is a word store of its own (a dict from address to 64-bit
-    value; absent words read as 0, as fresh anonymous pages do).  It moves into
-    the process's pages when p.load/p.store land: a class with these same
-    methods over p.load/p.store replaces it, and `discard` and `remap` become
-    no-ops because the kernel model then zaps and moves the pages itself.
+    value; absent words read as 0, as fresh anonymous pages do).  It should
+    move into the process's pages: a class with these same methods over the
+    pages' contents replaces it, and `discard` and `remap` become no-ops
+    because the kernel model then zaps and moves the pages itself.  Word-at-a-
+    time p.store is too slow for that; a vectorised word store is the plan.
 
     Every write is logged with the word it replaced.  A call into malloc
     starts with begin(), which forgets the log; rollback() undoes every
@@ -1532,8 +1533,9 @@ class Libc:
     def check_readable(self, p):
         """Reading a chunk's size at an unmapped address faults, as in the real process.
 
-        NOTE: until p.load lands, the model asks the process for a VMA at the
-        address instead of reading through its page tables.
+        NOTE: libc's words live in HeapMemory, not yet in the process's pages,
+        so the model asks the process for a VMA at the address instead of
+        reading through its page tables.
         """
         addr = p + SIZE
         if not self.mapped(addr):
@@ -1702,7 +1704,7 @@ class Libc:
 
     def free_perturb(self, mem_addr, n):
         """free_perturb: with M_PERTURB, freed memory is filled with the perturb byte."""
-        # NOTE: user bytes are not modelled until p.store lands; only the header words are.
+        # NOTE: libc's heap holds header words only (HeapMemory); user bytes are not filled.
 
     @traced
     def malloc_consolidate(self, av):

@@ -749,8 +749,8 @@ def unmap_region(mm, vmas, start, end, floor, ceiling):
 def change_protection(vma, start, end):
     """change_protection (mm/mprotect.c): rewrite the ptes of [start, end) to vma->vm_page_prot.
 
-    NOTE: a hook, a no-op until mm/memory.py builds page tables; then it
-    calls memory.change_protection(vma, start, end).
+    A process takes its page tables on its first fault, so before that
+    there is nothing to rewrite; after, memory.change_protection does it.
     """
     if vma.vm_mm.pgd is None:
         return
