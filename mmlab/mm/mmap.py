@@ -1216,8 +1216,7 @@ def madvise_populate(mm, start, end, write):
             note(mm, "madvise_populate: %r does not allow %s", vma, "writes" if write else "reads")
             return -EINVAL
         stop = min(end, vma.vm_end)
-        fn = _vma._hook("gup", "faultin_page_range")
-        err = fn(mm, start, stop, write) if fn is not None else _vma.faultin_range(vma, start, stop, write)
+        err = _vma._hook("gup", "faultin_page_range")(mm, start, stop, write)
         if err < 0:
             return err
         start = stop

@@ -774,77 +774,21 @@ def gup_vma_allows(vma, write, force):
 
 
 def populate_vma_page_range(vma, start, end):
-    """populate_vma_page_range (mm/gup.c): fault in [start, end) of one VMA as mlock and
-    MAP_POPULATE want; returns 0 or -EFAULT.
+    """populate_vma_page_range (mm/gup.c): fault in [start, end) of one VMA; 0 or -errno.
 
-    Writable private memory is faulted for writing (breaking COW now),
-    the rest for reading; only PROT_NONE memory refuses (EFAULT), and
-    hugetlb memory without huge pages (vm.nr_hugepages is 0 here) faults
-    with SIGBUS, so EFAULT too.  VM_LOCKONFAULT ranges are left to fault later.
+    The work is mm/gup.py's; it is reached by name because gup.py imports
+    this file.
     """
-    fn = _hook("gup", "populate_vma_page_range")
-    if fn is not None:
-        return fn(vma, start, end)
-    f = vma.vm_flags
-    if f & VM_LOCKONFAULT:
-        return 0
-    write = f & (VM_WRITE | VM_SHARED) == VM_WRITE
-    force = bool(f & VM_ACCESS_FLAGS)            # vma_is_accessible
-    if not gup_vma_allows(vma, write, force):
-        return -14                               # EFAULT
-    return faultin_range(vma, start, end, write)
-
-
-def faultin_range(vma, start, end, write):
-    """What faulting in [start, end) of one VMA does to the VMA, and whether it fails.
-
-    A write fault on private memory first gives the VMA an anon_vma
-    (do_anonymous_page, do_cow_fault); a page of a file beyond its end
-    fails with SIGBUS, which get_user_pages reports as EFAULT after the
-    pages before it are in; hugetlb memory has no huge pages to fault in
-    here (vm.nr_hugepages is 0).  Returns 0 or -EFAULT.
-    NOTE: until mm/memory.py exists no page is really faulted in.
-    """
-    f = vma.vm_flags
-    if f & VM_HUGETLB:
-        return -14
-    if write and not f & VM_SHARED:
-        anon_vma_prepare(vma)
-    file = vma.vm_file
-    if file is not None:
-        eof = (file.size + PAGE_SIZE - 1) >> PAGE_SHIFT
-        last = vma.vm_pgoff + ((end - vma.vm_start) >> PAGE_SHIFT) - 1
-        if last >= eof:
-            note(vma, "populate: pages past the end of %s fault with SIGBUS", file.path)
-            return -14
-    note(vma, "populate: [%#x, %#x) would be faulted in (no page tables modelled yet)", start, end)
-    return 0
+    return _hook("gup", "populate_vma_page_range")(vma, start, end)
 
 
 def mm_populate(mm, start, length, ignore_errors=True):
-    """__mm_populate (mm/gup.c): fault in every VMA of [start, start+len).
+    """__mm_populate (mm/gup.c): fault in every VMA of [start, start+len) (mm/gup.py does it).
 
     MAP_POPULATE, MAP_LOCKED, mlockall and a VM_LOCKED brk ignore errors;
     mlock does not, and returns the first (-EFAULT for a PROT_NONE VMA).
-    NOTE: the faulting itself is mm/gup.py's; this walk decides which
-    VMAs would fault and which would fail, so errors match Linux already.
     """
-    fn = _hook("gup", "mm_populate")
-    if fn is not None:
-        return fn(mm, start, length, ignore_errors)
-    end = start + length
-    nstart = start
-    while nstart < end:
-        vma = mm.find_vma_intersection(nstart, end)
-        if vma is None:
-            break
-        nend = min(end, vma.vm_end)
-        if not vma.vm_flags & (VM_IO | VM_PFNMAP):
-            ret = populate_vma_page_range(vma, max(nstart, vma.vm_start), nend)
-            if ret < 0 and not ignore_errors:
-                return ret
-        nstart = nend
-    return 0
+    return _hook("gup", "mm_populate")(mm, start, length, ignore_errors)
 
 
 # -- anon_vma sharing (mm/rmap.c, mm/vma.c) -------------------------------------------
