@@ -839,18 +839,8 @@ def alloc_pages_bulk(m, gfp, nr_pages):
         else:
             zone = None
         if zone is not None:
-            pcp = zone.per_cpu_pageset[m.current_cpu]
-            mm = m.mem_map
-            state, refcount, order_of = mm.state_, mm.refcount_, mm.order_
-            while len(pages) < nr_pages:
-                pfn = rmqueue_pcplist_locked(zone, pcp, 0, mt, alloc_flags)
-                if pfn is None:
-                    break
-                # NOTE: prep_new_page(m, pfn, 0, gfp), inlined for speed.
-                state[pfn] = FRAME_ALLOCATED
-                refcount[pfn] = 1
-                order_of[pfn] = 0
-                pages.append(pfn)
+            pages = take_pcp_pages(zone, zone.per_cpu_pageset[m.current_cpu], mt, alloc_flags,
+                                   nr_pages)
     if not pages:
         pfn = alloc_pages(m, 0, gfp)
         if pfn is not None:
@@ -1055,6 +1045,33 @@ PCPF_FREE_HIGH_BATCH = 1 << 1
 MIN_PERCPU_PAGELIST_HIGH_FRACTION = 8
 
 
+def take_pcp_pages(zone, pcp, mt, alloc_flags, nr_pages):
+    """__rmqueue_pcplist nr_pages times for order 0: the pages, prepared as prep_new_page does.
+
+    The CPU's list is refilled by rmqueue_bulk whenever it runs empty, as
+    each call would; the pages are popped and marked in use in bulk.
+    """
+    pcp_list = pcp.lists[order_to_pindex(mt, 0)]
+    pages = []
+    while len(pages) < nr_pages:
+        if not pcp_list:
+            moved = rmqueue_bulk(zone, 0, nr_pcp_alloc(pcp, zone, 0), mt, alloc_flags, pcp_list)
+            pcp.count += moved
+            if not pcp_list:
+                break
+        k = min(len(pcp_list), nr_pages - len(pages))
+        pop = pcp_list.popleft
+        pages.extend([pop() for _ in range(k)])
+        pcp.count -= k
+    if pages:
+        mm = zone.machine.mem_map
+        arr = np.fromiter(pages, dtype=np.int64, count=len(pages))
+        mm.state[arr] = FRAME_ALLOCATED
+        mm.refcount[arr] = 1
+        mm.order[arr] = 0
+    return pages
+
+
 class PerCpuPages:
     """struct per_cpu_pages: one CPU's cache of free pages for one zone."""
 
@@ -1148,7 +1165,13 @@ def rmqueue_bulk(zone, order, count, migratetype, alloc_flags, pcp_list):
     """
     mm = zone.machine.mem_map
     moved = 0
-    for _ in range(count):
+    fast = order == 0 and _trace._active is None
+    while moved < count:
+        if fast:
+            got = rmqueue_smallest_run(zone, count - moved, migratetype, pcp_list)
+            if got:
+                moved += got
+                continue
         pfn = rmqueue_fallback(zone, order, migratetype, alloc_flags)
         if pfn is None:
             break
@@ -1156,6 +1179,56 @@ def rmqueue_bulk(zone, order, count, migratetype, alloc_flags, pcp_list):
         pcp_list.append(pfn)
         moved += 1
     return moved
+
+
+def rmqueue_smallest_run(zone, want, migratetype, out):
+    """Up to `want` order-0 pages by repeated __rmqueue_smallest, in one step; how many were taken.
+
+    NOTE: a shortcut of mmlab's, leaving the free lists exactly as that
+    sequence of calls would.  When the smallest non-empty list of this type
+    has order o, every list below it is empty, so splitting its first block
+    hands out the block's pages in ascending order (expand keeps lower
+    halves, and each upper half is then the only block on its list), and
+    stopping after k pages leaves the rest as the aligned blocks of
+    [start+k, start+2**o), one per order, which is what k calls leave.
+    Pages go to the tail of `out` marked as on a CPU list.  Returns 0 when
+    this type has no free block at all (the caller falls back).  Tracing
+    takes the call-by-call path instead, so traces show every call.
+    """
+    mm = zone.machine.mem_map
+    areas = zone.free_area
+    for o in range(NR_PAGE_ORDERS):
+        if areas[o].nr_free and areas[o].free_list[migratetype].count:
+            break
+    else:
+        return 0
+    area = areas[o]
+    fl = area.free_list[migratetype]
+    if o == 0:
+        k = min(want, fl.count)
+        page_type, state = mm.page_type_, mm.state_
+        for _ in range(k):
+            pfn = fl.next[HEAD]
+            fl.remove(pfn)
+            page_type[pfn] = PGTY_NONE
+            state[pfn] = FRAME_PCP
+            out.append(pfn)
+        area.nr_free -= k
+        account_freepages(zone, -k, migratetype)
+        return k
+    start = fl.next[HEAD]
+    size = 1 << o
+    k = min(want, size)
+    del_page_from_free_list(zone, start, o, migratetype)
+    pos = k
+    for j in range(o):
+        if pos & (1 << j):
+            add_to_free_list(zone, start + pos, j, migratetype)
+            pos += 1 << j
+    account_freepages(zone, -k, migratetype)
+    mm.state[start:start + k] = FRAME_PCP
+    out.extend(range(start, start + k))
+    return k
 
 
 @traced(fmt={"migratetype": lambda mt: MIGRATETYPE_NAMES[mt], "alloc_flags": alloc_flags_name})
