@@ -4,6 +4,8 @@
   test against this machine's kernel; it skips, saying why, when the host is
   not Linux (or not x86_64 when asked) or a probe's file cannot be read
   (mmlab.linux.skip_reason gives the reason).
+- `m`, `p`: a 256 MiB machine and a process spawned on it, the scene most
+  address-space tests start from (a file that wants another defines its own).
 - `unchanged(m)`: a context manager asserting that a block leaves the
   machine exactly as it found it (for "a failed call changes nothing"):
   m.check() passes and every /proc view the model prints is the same.
@@ -22,6 +24,17 @@ def pytest_runtest_setup(item):
         reason = skip_reason(*marker.args, **marker.kwargs)
         if reason:
             pytest.skip(reason)
+
+
+@pytest.fixture
+def m():
+    from mmlab import Machine
+    return Machine(ram="256MiB")
+
+
+@pytest.fixture
+def p(m):
+    return m.spawn("a.out")
 
 
 def proc_snapshot(m):

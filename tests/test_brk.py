@@ -10,7 +10,6 @@ bounds it; mlockall(MCL_FUTURE) locks what it adds.  The sequence in
 test_brk_sequence_as_on_the_reference_machine was run on Linux 6.18 with a
 small C program and printed the same maps, line for line.
 """
-import pytest
 
 from mmlab import Machine
 from mmlab.arch import PAGE_SIZE, GiB
@@ -20,16 +19,6 @@ from mmlab.uapi import *
 P = PAGE_SIZE
 RW = PROT_READ | PROT_WRITE
 FIXED = MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED
-
-
-@pytest.fixture
-def m():
-    return Machine(ram="256MiB")
-
-
-@pytest.fixture
-def p(m):
-    return m.spawn("a.out")
 
 
 def heap(p, s, lo=-16, hi=16):

@@ -1,7 +1,4 @@
 """fork: dup_mmap and copy_page_range, and copy-on-write on either side."""
-import pytest
-
-from mmlab import Machine
 from mmlab.arch import PAGE_SIZE
 from mmlab.mm import memory
 from mmlab.uapi import PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MADV_DONTFORK, \
@@ -10,11 +7,6 @@ from mmlab.uapi import PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONY
 PG = PAGE_SIZE
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
-
-
-@pytest.fixture
-def m():
-    return Machine(ram="256MiB")
 
 
 def frame(p, a):

@@ -5,7 +5,6 @@ The faults are charged to the calling process, as Linux charges GUP faults
 """
 import pytest
 
-from mmlab import Machine
 from mmlab.arch import PAGE_SIZE
 from mmlab.uapi import (PROT_NONE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS,
                         MAP_POPULATE, MADV_POPULATE_READ, MADV_POPULATE_WRITE, MCL_CURRENT,
@@ -14,11 +13,6 @@ from mmlab.uapi import (PROT_NONE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARE
 PG = PAGE_SIZE
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
-
-
-@pytest.fixture
-def m():
-    return Machine(ram="256MiB")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ charged (p.rusage), the frames (p.pagemap) and m.check().
 """
 import pytest
 
-from mmlab import Machine, SegmentationFault, SEGV_MAPERR, SEGV_ACCERR
+from mmlab import SegmentationFault, SEGV_MAPERR, SEGV_ACCERR
 from mmlab.arch import PAGE_SIZE
 from mmlab.mm import memory
 from mmlab.uapi import (PROT_NONE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS,
@@ -17,16 +17,6 @@ RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
 HANDLERS = {"handle_mm_fault", "do_anonymous_page", "do_read_fault", "do_fault_around", "do_cow_fault",
             "do_shared_fault", "do_wp_page", "anon_fault_bulk", "do_huge_pmd_anonymous_page"}
-
-
-@pytest.fixture
-def m():
-    return Machine(ram="256MiB")
-
-
-@pytest.fixture
-def p(m):
-    return m.spawn("a.out")
 
 
 def handlers(m, fn):

@@ -12,7 +12,6 @@ import errno
 
 import pytest
 
-from mmlab import Machine
 from mmlab.arch import PAGE_SIZE, TASK_SIZE, MiB, GiB
 from mmlab.mm import vma as V
 from mmlab.mm.vma import VM_LOCKED, VM_ACCOUNT, VM_NOHUGEPAGE, VM_DONTCOPY, VM_HUGEPAGE
@@ -23,16 +22,6 @@ P = PAGE_SIZE
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
 FIXED = ANON | MAP_FIXED
-
-
-@pytest.fixture
-def m():
-    return Machine(ram="256MiB")
-
-
-@pytest.fixture
-def p(m):
-    return m.spawn("a.out")
 
 
 @pytest.fixture

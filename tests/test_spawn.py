@@ -28,16 +28,6 @@ LIBC_PATH = "/usr/lib/x86_64-linux-gnu/libc.so.6"
 LD_PATH = "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"
 
 
-@pytest.fixture
-def m():
-    return Machine(ram="256MiB")
-
-
-@pytest.fixture
-def p(m):
-    return m.spawn("a.out")
-
-
 def shape(maps_text):
     """maps lines as (perms, pages, file offset, name kind), name kind being a file's basename,
     a [label], or '' for anonymous memory; and the gap in pages before each line."""

@@ -9,7 +9,7 @@ reserved PROT_NONE above every mapping, so its addresses are exact.
 """
 import pytest
 
-from mmlab import Machine, InvariantError
+from mmlab import InvariantError
 from mmlab.arch import PAGE_SIZE
 from mmlab.mm import vma as V
 from mmlab.mm.vma import VM_DONTEXPAND
@@ -21,16 +21,6 @@ P = PAGE_SIZE
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
 FIXED = ANON | MAP_FIXED
-
-
-@pytest.fixture
-def m():
-    return Machine(ram="256MiB")
-
-
-@pytest.fixture
-def p(m):
-    return m.spawn("a.out")
 
 
 @pytest.fixture
