@@ -304,15 +304,24 @@ class Process:
         return "".join(show_map_vma(v) for v in self.mm.vma_list()) + show_gate_vma()
 
     def status(self):
-        """The memory lines of /proc/pid/status (task_mem), in kB."""
+        """The memory lines of /proc/pid/status (task_mem), in kB.
+
+        NOTE: VmPeak and VmHWM (the high-water marks Linux updates on unmap
+        and exit) are left out; there is no swap, so VmSwap is 0.
+        """
         mm = self.mm
         kb = lambda pages: pages << (PAGE_SHIFT - 10)
         text = _mmap.page_align(mm.end_code) - (mm.start_code & ~(PAGE_SIZE - 1))
         text = min(text, mm.exec_vm << PAGE_SHIFT)
         lib = (mm.exec_vm << PAGE_SHIFT) - text
+        from .mm import memory
+        rss = memory.mm_rss(self.machine, mm)
         rows = [("VmSize", kb(mm.total_vm)), ("VmLck", kb(mm.locked_vm)),
-                ("VmPin", kb(mm.pinned_vm)), ("VmData", kb(mm.data_vm)), ("VmStk", kb(mm.stack_vm)),
-                ("VmExe", text >> 10), ("VmLib", lib >> 10)]
+                ("VmPin", kb(mm.pinned_vm)), ("VmRSS", kb(sum(rss.values()))),
+                ("RssAnon", kb(rss["anon"])), ("RssFile", kb(rss["file"])), ("RssShmem", kb(rss["shmem"])),
+                ("VmData", kb(mm.data_vm)), ("VmStk", kb(mm.stack_vm)),
+                ("VmExe", text >> 10), ("VmLib", lib >> 10), ("VmPTE", mm.pgtables_bytes >> 10),
+                ("VmSwap", 0)]
         return "".join(f"{name}:\t{value:8d} kB\n" for name, value in rows)
 
     # -- memory accesses (mm/memory.py) ---------------------------------------------

@@ -5,6 +5,7 @@ A scenario is a list of op lines (see fault_driver.c for the language):
     map 0 16 3 34 -        16 pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
     touch 0 0 16 1         write one byte to each page   -> "flt 16 0"
     pfn 0 3                the frame of page 3           -> "pfn F0" (canonical)
+    rss0 ... rss           RssAnon/RssFile/RssShmem change -> "rss 64 0 0" (kB)
 
 run_host(script) runs it through the compiled driver, run_model(script)
 through a Machine; both give the same kind of answer lines, with frame
@@ -166,6 +167,18 @@ class ModelRun:
     def op_lock(self, id_):
         mn, mj, r = self._faults(lambda: self._ret(lambda: self.p.mlock(self.base[id_], self.len[id_])))
         return f"flt {mn} {mj} ret {r}"
+
+    def _rss(self):
+        from ..mm import memory
+        r = memory.mm_rss(self.m, self.p.mm)
+        return [r["anon"] * 4, r["file"] * 4, r["shmem"] * 4]
+
+    def op_rss0(self):
+        self.rss_base = self._rss()
+        return "rss0"
+
+    def op_rss(self):
+        return "rss " + " ".join(str(a - b) for a, b in zip(self._rss(), self.rss_base))
 
     def op_fork(self):
         self.stack.append(self.p)

@@ -1292,6 +1292,27 @@ def check(m):
             fail("stats", f"{name} is {m.node_stat[name]}, the pages say {value}")
 
 
+def mm_rss(m, mm):
+    """get_mm_counter for MM_ANONPAGES, MM_FILEPAGES and MM_SHMEMPAGES: pages mapped, by kind.
+
+    Linux keeps these counters as entries are set and cleared; mmlab counts
+    the entries when asked, which gives what the counters hold: each
+    present, non-special entry counts once (a page mapped twice counts
+    twice), anonymous by PG_anon, shmem by PG_swapbacked (mm_counter_file),
+    the rest file.  The zero pages are special and count nowhere; a THP
+    counts its 512 pages, as add_mm_counter(HPAGE_PMD_NR) does.
+    """
+    if mm.pgd is None:
+        return {"anon": 0, "file": 0, "shmem": 0}
+    _, ptes = user_leaves(m, mm)
+    ptes = ptes[(ptes & np.uint64(_PAGE_SPECIAL)) == 0]        # PROT_NONE entries still map their page
+    flags = m.mem_map.flags[((ptes & np.uint64(PTE_PFN_MASK)) >> np.uint64(PAGE_SHIFT)).astype(np.int64)]
+    anon = (flags & np.uint32(PG_anon)) != 0
+    shmem = ~anon & ((flags & np.uint32(PG_swapbacked)) != 0)
+    return {"anon": int(anon.sum()), "shmem": int(shmem.sum()),
+            "file": int(len(flags) - anon.sum() - shmem.sum())}
+
+
 def user_leaves(m, mm):
     """Every present leaf entry of mm's user half: (addresses, entries) as numpy uint64 arrays."""
     addrs, ptes = [], []
