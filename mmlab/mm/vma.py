@@ -715,19 +715,15 @@ def vm_enough_memory(mm, pages):
     return -ENOMEM
 
 
-# -- hooks into page tables (mm/memory.py, mm/gup.py), later ---------------------
+# -- calls into page tables (mm/memory.py, mm/gup.py) ------------------------------
 _hook_cache = {}
 
 
 def _hook(module, name):
-    """The function `name` of mmlab.mm.<module>, or None while that file does not exist yet."""
+    """The function `name` of mmlab.mm.<module>, reached by name because that file imports this one."""
     key = (module, name)
     if key not in _hook_cache:
-        try:
-            mod = importlib.import_module(f"mmlab.mm.{module}")
-        except ImportError:
-            mod = None
-        _hook_cache[key] = getattr(mod, name, None)
+        _hook_cache[key] = getattr(importlib.import_module(f"mmlab.mm.{module}"), name)
     return _hook_cache[key]
 
 
@@ -735,15 +731,12 @@ def unmap_region(mm, vmas, start, end, floor, ceiling):
     """unmap_region / vms_clear_ptes: zap the ptes of `vmas` in [start, end) and free the page
     tables no mapping between floor and ceiling uses any more.
 
-    NOTE: a hook.  Until mm/memory.py gives the mm page tables (mm.pgd is
-    None) there is nothing to zap; then this calls
-    memory.unmap_region(mm, vmas, start, end, floor, ceiling).
+    A process takes its page tables on its first fault, so before that
+    there is nothing to zap; after, memory.unmap_region does it.
     """
     if mm.pgd is None:
         return
-    fn = _hook("memory", "unmap_region")
-    if fn is not None:
-        fn(mm, vmas, start, end, floor, ceiling)
+    _hook("memory", "unmap_region")(mm, vmas, start, end, floor, ceiling)
 
 
 def change_protection(vma, start, end):
@@ -754,9 +747,7 @@ def change_protection(vma, start, end):
     """
     if vma.vm_mm.pgd is None:
         return
-    fn = _hook("memory", "change_protection")
-    if fn is not None:
-        fn(vma, start, end)
+    _hook("memory", "change_protection")(vma, start, end)
 
 
 def gup_vma_allows(vma, write, force):
@@ -1144,9 +1135,7 @@ def split_vma_nocheck(vma, addr, new_below):
         return -EINVAL
     if mm.pgd is not None:
         # vma_adjust_trans_huge: a THP mapped across the cut is split first (mm/memory.py).
-        fn = _hook("memory", "vma_adjust_trans_huge")
-        if fn is not None:
-            fn(mm, addr)
+        _hook("memory", "vma_adjust_trans_huge")(mm, addr)
     new = vma.dup()
     if new_below:
         new.vm_end = addr
