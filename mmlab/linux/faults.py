@@ -5,7 +5,7 @@ A scenario is a list of op lines (see fault_driver.c for the language):
     map 0 16 3 34 -        16 pages, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS
     touch 0 0 16 1         write one byte to each page   -> "flt 16 0"
     pfn 0 3                the frame of page 3           -> "pfn F0" (canonical)
-    rss0 ... rss           RssAnon/RssFile/RssShmem change -> "rss 64 0 0" (kB)
+    rss0 ... rss           RssAnon, RssShmem change      -> "rss 64 0" (kB)
 
 run_host(script) runs it through the compiled driver, run_model(script)
 through a Machine; both give the same kind of answer lines, with frame
@@ -171,7 +171,7 @@ class ModelRun:
     def _rss(self):
         from ..mm import memory
         r = memory.mm_rss(self.m, self.p.mm)
-        return [r["anon"] * 4, r["file"] * 4, r["shmem"] * 4]
+        return [r["anon"] * 4, r["shmem"] * 4]
 
     def op_rss0(self):
         self.rss_base = self._rss()
