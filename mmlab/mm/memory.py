@@ -1136,6 +1136,13 @@ def copy_page_range(dst_vma, src_vma):
     m = src_mm.machine
     mem = m.mem_map
     start, end = src_vma.vm_start, src_vma.vm_end
+    # copy_pte_range allocates the child's PTE table (pte_alloc_map_lock) before it reads
+    # an entry, for every table the parent has in the range: an empty one is copied too.
+    # NOTE: the PUD and PMD levels are allocated only on the way to such a table.
+    for tpfn, i, j, addr in pgtable.pte_tables(src_mm, start, end):
+        if tpfn is not None and \
+                pgtable.pte_tables(dst_mm, addr, addr + ((j - i) << PAGE_SHIFT), alloc=True) is None:
+            return -12
     ptes = pgtable.get_ptes(src_mm, start, end)
     idx = np.flatnonzero(ptes)
     if not len(idx):

@@ -29,3 +29,6 @@ __all__ += ["heap_strip", "heap_text", "bins_text", "heap"]
 from .vmas import address_space, vma_change, maple_tree, heap_picture, brk_timeline
 from . import vmas
 __all__ += ["address_space", "vma_change", "maple_tree", "heap_picture", "brk_timeline", "vmas"]
+from .fork import ForkStory, sharing_timeline, sharing_figure, fork_cost, fork_cost_figure
+from . import fork
+__all__ += ["ForkStory", "sharing_timeline", "sharing_figure", "fork_cost", "fork_cost_figure", "fork"]

@@ -21,3 +21,5 @@ from .heap import HeapStepper
 __all__ += ["HeapStepper"]
 from .vmas import VmaPlayground, BrkSlider
 __all__ += ["VmaPlayground", "BrkSlider"]
+from .fork import ForkExplorer
+__all__ += ["ForkExplorer"]
