@@ -13,8 +13,14 @@ OpenFile is what open() returns a descriptor for (struct file).  VMAs point
 at OpenFiles, as vma->vm_file points at a struct file: two open() calls of
 one path give two OpenFiles, and mappings through them never merge.
 
-NOTE: no directories, permissions, page cache or I/O: File.i_mapping stays
-None until mm/filemap.py gives files a page cache.  Symbolic links exist
+Each disk file occupies one contiguous extent of the disk (File.sector,
+512-byte sectors, allocated in order of creation), so the block device
+model sees the sectors a read or write touches; its page cache
+(File.i_mapping) is mm/filemap.py's; File.disk_data holds the pages
+written back to the disk (any other page reads as zeros).  An OpenFile
+carries its readahead state (f_ra, mm/readahead.py) and position.
+
+NOTE: no directories, permissions or fragmentation.  Symbolic links exist
 only as aliases (fs.symlink), enough for /lib64/ld-linux-x86-64.so.2.
 """
 import itertools
@@ -55,7 +61,7 @@ class File:
     """
 
     __slots__ = ("path", "size", "ino", "dev", "backing", "i_mapping", "deleted", "acct_pages",
-                 "hsize", "machine", "__weakref__")
+                 "hsize", "machine", "sector", "disk_data", "__weakref__")
 
     def __init__(self, machine, path, size, ino, backing):
         self.machine = machine
@@ -69,6 +75,8 @@ class File:
         self.deleted = False
         self.acct_pages = 0             # shmem_acct_size: commit charged for this object
         self.hsize = 0                  # hugetlbfs: the huge page size
+        self.sector = 0                 # disk files: the first sector of the file's extent
+        self.disk_data = {}             # disk files: page index -> bytes written back
 
     @property
     def inode(self):
@@ -92,7 +100,7 @@ class OpenFile:
     released with its last mapping.
     """
 
-    __slots__ = ("file", "f_mode", "f_flags", "refs", "machine")
+    __slots__ = ("file", "f_mode", "f_flags", "refs", "machine", "f_ra", "f_pos")
 
     def __init__(self, file, f_mode, f_flags=0):
         self.file = file
@@ -100,6 +108,9 @@ class OpenFile:
         self.f_mode = f_mode
         self.f_flags = f_flags
         self.refs = 1
+        self.f_pos = 0
+        from .mm.readahead import file_ra_state_init
+        self.f_ra = file_ra_state_init(self)    # do_dentry_open: ra_pages from the device
 
     # The names the scenario runner and viz/ read.
     @property
@@ -129,6 +140,24 @@ class OpenFile:
     def __repr__(self):
         mode = {FMODE_READ: "r", FMODE_WRITE: "w", FMODE_READ | FMODE_WRITE: "rw"}.get(self.f_mode, "-")
         return f"OpenFile({self.file.path!r}, {mode})"
+
+
+def resize(file, size):
+    """truncate_setsize: a new i_size; pages past the end are unmapped and dropped, and a disk file
+    that grows past its extent gets a new one (its written pages move with it)."""
+    from .mm import filemap
+    old = file.size
+    file.size = size
+    if size < old and file.i_mapping is not None:
+        first = (size + 4095) >> 12
+        from .mm import memory
+        memory.unmap_mapping_range(file, first)
+        filemap.truncate_pagecache_range(file, first)
+    if size < old:
+        for index in [i for i in file.disk_data if i >= (size + 4095) >> 12]:
+            del file.disk_data[index]
+    if file.backing == "disk" and size > old and (size + (1 << 20) - 1) >> 20 > max(1, (old + (1 << 20) - 1) >> 20):
+        file.machine.fs.alloc_extent(file)
 
 
 def get_file(f):
@@ -164,6 +193,8 @@ class FileSystem:
         self.links = {}
         self._next_ino = {"disk": itertools.count(2220100), "tmpfs": itertools.count(2),
                           "shmem": itertools.count(1025), "hugetlbfs": itertools.count(92535)}
+        self._next_sector = 2048            # ext4 starts after the partition's first MiB
+        self.large_folios = True            # ext4 caches file data in large folios (Linux 6.16 on)
         for path, size, ino in BOOT_FILES:
             self._add(File(machine, path, size, ino, "disk"))
         for link, target in BOOT_LINKS:
@@ -171,7 +202,19 @@ class FileSystem:
 
     def _add(self, file):
         self.files[file.path] = file
+        if file.backing == "disk":
+            self.alloc_extent(file)
         return file
+
+    def alloc_extent(self, file):
+        """ext4_mb_new_blocks, simplified: a contiguous extent for the file's size (rounded to 1 MiB)
+        after every earlier one.  NOTE: a file that grows gets a new extent."""
+        file.sector = self._next_sector
+        self._next_sector += max(2048, ((file.size + (1 << 20) - 1) >> 20) << 11)
+
+    def unlinked_files(self):
+        """Files no longer under a path whose pages may still be cached (none for disk files here)."""
+        return []
 
     def create(self, path, size, backing=None):
         """Create (or truncate to `size`) the file at `path`; return its File.
@@ -191,7 +234,7 @@ class FileSystem:
         path = self.links.get(path, path)
         old = self.files.get(path)
         if old is not None and old.backing == backing:
-            old.size = size
+            resize(old, size)
             return old
         return self._add(File(self.machine, path, size, next(self._next_ino[backing]), backing))
 
@@ -230,7 +273,7 @@ class FileSystem:
                 raise oserror(ENOENT, path)
             file = self.create(path, 0)
         elif flags & O_TRUNC and acc != O_RDONLY:
-            file.size = 0
+            resize(file, 0)
         if path.endswith("/"):
             raise oserror(EISDIR, path)
         mode = {O_RDONLY: FMODE_READ, O_WRONLY: FMODE_WRITE, O_RDWR: FMODE_READ | FMODE_WRITE}[acc]

@@ -60,6 +60,8 @@ class Machine:
         mm_mmap.mmap_init(self)             # vm.max_map_count, overcommit, processes; their check
         from .mm import memory as mm_memory
         mm_memory.memory_init(self)         # the zero page, page contents, the rmap check
+        from .mm import filemap as mm_filemap
+        mm_filemap.filemap_init(self)       # the clock, the disk "vda", the LRU lists, writeback
         self.proc = proc.Proc(self)
 
     @property
@@ -205,6 +207,28 @@ class Machine:
         """sysctl vm.min_free_kbytes: recompute every zone's watermarks."""
         self.min_free_kbytes = require_int("kbytes", kbytes, 0, (1 << 31) - 1)
         page_alloc.setup_per_zone_wmarks(self)
+
+    # -- the page cache, the disk and the clock (mm/filemap.py, mmlab/block.py) ----
+    def set_disk(self, preset):
+        """Give the disk vda the timing of a preset: "hdd", "ssd" (SATA) or "nvme" (mmlab.block.PRESETS)."""
+        self.disk.set_preset(preset)
+
+    def set_read_ahead_kb(self, kb):
+        """blockdev --setra / queue/read_ahead_kb of vda: files opened from now on read ahead kb KiB."""
+        self.disk.set_read_ahead_kb(kb)
+
+    def drop_caches(self, mode=3):
+        """echo mode > /proc/sys/vm/drop_caches: 1 the page cache, 2 slab, 3 both; dirty and mapped pages stay."""
+        from .mm import vmscan
+        mode = require_int("mode", mode, 1, 3)
+        vmscan.drop_caches(self, mode)
+
+    def idle(self, ns):
+        """Let ns nanoseconds of simulated time pass: I/O completes, the flusher runs; returns m.clock_ns."""
+        from .mm import filemap as mm_filemap
+        ns = require_int("ns", ns, 0)
+        mm_filemap.advance_to(self, self.clock_ns + ns)
+        return self.clock_ns
 
     @property
     def page_size(self):

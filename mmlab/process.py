@@ -197,6 +197,84 @@ class Process:
             return None
         return self.fds.get(fd)
 
+    def _readable(self, fd):
+        """fdget + FMODE_READ: the open file for a read, or OSError(EBADF)."""
+        fd = require_int("fd", fd, -(1 << 31), (1 << 31) - 1)
+        f = self.fget(fd)
+        if f is None:
+            raise oserror(EBADF)
+        if isinstance(f, _fs.OpenFile) and not f.f_mode & _fs.FMODE_READ:
+            raise oserror(EBADF)
+        return f
+
+    def pread(self, fd, length, offset):
+        """pread: up to `length` bytes at `offset`, through the page cache (readahead, I/O waits).
+
+        Returns the bytes (fewer at the end of the file; b"" past it).
+        EBADF for a bad or write-only descriptor, EINVAL for a negative
+        offset, ESPIPE for a terminal; the file position does not move.
+        """
+        self._live()
+        length = require_int("length", length, 0, (1 << 63) - 1)
+        offset = require_int("offset", offset, -(1 << 63), (1 << 63) - 1)
+        if offset < 0:
+            raise oserror(22)               # ksys_pread64 checks the offset before the descriptor
+        f = self._readable(fd)
+        if not isinstance(f, _fs.OpenFile):
+            raise oserror(29)               # ESPIPE: a terminal has no offsets
+        from .mm import filemap
+        return filemap.vfs_read(f, offset, length)
+
+    def read(self, fd, length):
+        """read: up to `length` bytes from the file position, which moves past them."""
+        self._live()
+        f = self._readable(fd)
+        length = require_int("length", length, 0, (1 << 63) - 1)
+        if not isinstance(f, _fs.OpenFile):
+            return b""                      # NOTE: the terminal reads as end of file
+        from .mm import filemap
+        data = filemap.vfs_read(f, f.f_pos, length)
+        f.f_pos += len(data)
+        return data
+
+    def lseek(self, fd, offset, whence=0):
+        """lseek: SEEK_SET (0), SEEK_CUR (1) or SEEK_END (2); the new position."""
+        self._live()
+        fd = require_int("fd", fd, -(1 << 31), (1 << 31) - 1)
+        f = self.fget(fd)
+        if f is None:
+            raise oserror(EBADF)
+        if not isinstance(f, _fs.OpenFile):
+            raise oserror(29)
+        offset = require_int("offset", offset, -(1 << 63), (1 << 63) - 1)
+        whence = require_int("whence", whence, 0, 2)
+        pos = offset + (0, f.f_pos, f.file.size)[whence]
+        if pos < 0:
+            raise oserror(22)
+        f.f_pos = pos
+        return pos
+
+    def fadvise(self, fd, offset, length, advice):
+        """posix_fadvise: advice for bytes [offset, offset+length) of fd (0: to the end); returns 0.
+
+        POSIX_FADV_NORMAL, RANDOM, SEQUENTIAL, WILLNEED, DONTNEED, NOREUSE
+        (mmlab.uapi).  EBADF for a bad descriptor, EINVAL for unknown advice
+        or a negative length.  (posix_fadvise returns the errno; the model raises it.)
+        """
+        self._live()
+        from .mm import fadvise as _fadvise
+        fd = require_int("fd", fd, -(1 << 31), (1 << 31) - 1)
+        offset = require_int("offset", offset, -(1 << 63), (1 << 63) - 1)
+        length = require_int("length", length, -(1 << 63), (1 << 63) - 1)
+        advice = require_int("advice", advice, -(1 << 31), (1 << 31) - 1)
+        return self._result(_fadvise.ksys_fadvise64_64(self, fd, offset, length, advice))
+
+    def nanosleep(self, ns):
+        """nanosleep: let ns nanoseconds of simulated time pass (I/O completes, the flusher runs);
+        returns m.clock_ns."""
+        self._live()
+        return self.machine.idle(ns)
+
     # -- address space -------------------------------------------------------------
     def mmap(self, addr, length, prot, flags, fd=-1, offset=0):
         """mmap: map memory; returns the address.  OSError(errno) as Linux fails."""

@@ -9,7 +9,7 @@ Skips, saying why, off Linux, without a C compiler or with another glibc.
 """
 import pytest
 
-from mmlab import Machine
+from mmlab import Machine, SegmentationFault
 from mmlab.libc import GlibcAbort
 from mmlab.libc.replay import (replay, run_host, run_host_raw, random_trace, host_skip_reason)
 from mmlab.libc.scenarios import SCENARIOS
@@ -111,3 +111,79 @@ def test_misuse(machine, name, trace):
         replay(p.libc, trace)
     assert info.value.message == err.strip().splitlines()[-1]
     machine.check()                                      # the model's heap is still whole
+
+
+# -- page faults: glibc's stores into fresh pages fault there as here ---------------------------
+#
+# The driver first populates every mapping but the heap (P), so the faults it
+# counts (getrusage ru_minflt, Z ... z) are malloc's own and the program's
+# touches (w): none from ld.so, lazy binding, libc's code pages or the
+# driver's output buffer, which the model has no counterpart for.
+
+FAULTS = [
+    # (name, trace)
+    ("first malloc: the heap's first page", ["P", "Z", "m 0 24", "z"]),
+    ("malloc(200000): mmap, one fault for the header", ["P", "m 9 24", "Z", "m 0 200000", "z"]),
+    ("first call mmaps: the tcache's page and the header's", ["P", "Z", "m 0 200000", "z"]),
+    ("100 small mallocs", ["P", "Z"] + [f"m {k} 40" for k in range(100)] + ["z"]),
+    ("malloc(1 MiB) then touching it", ["P", "m 9 24", "Z", "m 0 1048576", "z", "w 0 1048576", "z"]),
+    ("a heap chunk touched, freed, trimmed, taken again", [
+        "P", "m 9 24", "Z", "m 0 120000", "m 1 120000", "z", "w 0 120000", "z", "f 1", "f 0", "z",
+        "t 0", "z", "m 2 100000", "z", "w 2 100000", "z"]),
+    ("calloc clears reused pages, not fresh ones", [
+        "P", "Z", "m 0 24", "m 1 120000", "m 2 120000", "w 2 120000", "z", "f 2", "f 1", "t 0", "z",
+        "c 3 1 130000", "z", f"M 0 {0x40000}"]),
+    ("realloc of an mmapped chunk: mremap moves the pages, no fault", [
+        "P", "m 9 24", "Z", "m 0 300000", "w 0 300000", "z", "r 0 900000", "z", "w 0 900000", "z"]),
+    ("malloc_trim drops the pages inside free chunks", [
+        "P", "Z", "m 0 24", "m 1 60000", "m 2 24", "w 1 60000", "z", "f 1", "t 0", "z",
+        f"M 0 {0x21000}", "m 3 60000", "w 3 60000", "z"]),
+]
+
+
+@pytest.mark.parametrize("name,trace", FAULTS, ids=[f[0] for f in FAULTS])
+def test_faults(machine, name, trace):
+    agree(machine, trace)
+
+
+@pytest.mark.parametrize("profile", ["mixed", "small", "bins", "big"])
+@pytest.mark.parametrize("seed", range(6000, 6004))
+def test_faults_of_every_call(machine, profile, seed):
+    # the minor faults of each call, one by one, on random traces
+    trace = random_trace(seed, length=150, slots=40, profile=profile)
+    agree(machine, ["P", "Z"] + [x for line in trace for x in (line, "z")])
+
+
+# -- corruption: the program overwrites a header; glibc reads it back and aborts ---------------
+
+CORRUPTIONS = [
+    # (name, trace: W ID OFF VALUE stores over malloc's metadata, then the call that trips on it)
+    ("size below MINSIZE", ["m 0 24", "W 0 -8 17", "F 0"]),
+    ("size not a multiple of 16", ["m 0 100", "W 0 -8 105", "F 0"]),
+    ("size wrapping past the address space", ["m 0 100", "W 0 -8 -4095", "F 0"]),
+    ("PREV_INUSE of the next chunk cleared", ["m 0 2000", "m 1 24", "W 1 -8 32", "F 0"]),
+    ("next chunk's size zeroed (normal)", [f"m {k} 2000" for k in range(8)] + ["m 9 24"]
+     + [f"f {k}" for k in range(7)] + ["W 7 2008 1", "F 7"]),
+    ("top's size enlarged", ["m 0 24", "W 0 24 1099511627777", "m 1 4000"]),
+    ("an mmapped chunk's prev_size", ["m 0 200000", "W 0 -16 8", "F 0"]),
+    ("a tcache link made misaligned", ["m 0 24", "m 1 24", "F 1", "F 0", "W 0 0 8", "m 2 24", "m 3 24"]),
+    ("a fastbin chunk's size changed", [f"m {k} 40" for k in range(9)] + [f"f {k}" for k in range(7)]
+     + ["F 7", "W 7 -8 33", "m 10 24"] + [f"m {k} 40" for k in range(11, 19)]),
+    ("an unsorted chunk's bk made NULL (SIGSEGV)", ["m 0 2000", "m 1 24", "F 0", "W 0 8 0", "m 2 3000"]),
+    ("an unsorted chunk's bk redirected", ["m 0 2000", "m 1 24", "m 2 2000", "m 3 24", "F 0", "W 0 8 -48",
+                                           "m 4 3000"]),
+]
+
+
+@pytest.mark.parametrize("name,trace", CORRUPTIONS, ids=[c[0] for c in CORRUPTIONS])
+def test_corruption(machine, name, trace):
+    status, out, err = run_host_raw(trace)
+    p = machine.spawn()
+    if status == -11:                                    # SIGSEGV: glibc followed the bad pointer
+        with pytest.raises(SegmentationFault):
+            replay(p.libc, trace)
+        return
+    assert status == -6, (out, err)                      # SIGABRT, with glibc's message
+    with pytest.raises(GlibcAbort) as info:
+        replay(p.libc, trace)
+    assert info.value.message == err.strip().splitlines()[-1]

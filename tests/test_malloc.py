@@ -316,7 +316,7 @@ def test_views(libc):
 # -- misuse: glibc's checks, with the model left as it was ---------------------------------
 
 def snapshot(libc):
-    return (dict(libc.mem.words), libc.curbrk, vars(libc.mp).copy(), libc.tcache, dict(libc.mmapped))
+    return (libc.mem.snapshot(), libc.curbrk, vars(libc.mp).copy(), libc.tcache, dict(libc.mmapped))
 
 
 def expect_abort(libc, message, fn, *args):
@@ -330,9 +330,15 @@ def expect_abort(libc, message, fn, *args):
 
 
 def corrupt(libc, addr, value):
-    """Overwrite a word of the heap, as a buffer overflow would; returns the word to put back."""
-    old = libc.mem.read_word(addr)
-    libc.mem.write_word(addr, value)
+    """Overwrite a word of the heap with the program's own store, as a buffer overflow would;
+    returns the word to put back.  Words of main_arena (libc's .data) are poked in libc's pages."""
+    if libc.av <= addr < libc.av + M.SIZEOF_MALLOC_STATE:
+        old = libc.mem.read_word(addr)
+        libc.mem.write_word(addr, value)
+        return old
+    p = libc.process
+    old = int.from_bytes(p.load(addr, 8), "little")
+    p.store(addr, value.to_bytes(8, "little"))
     return old
 
 
@@ -505,8 +511,39 @@ def test_first_call_aborting_leaves_no_heap(p, libc):
 
 def test_malloc_memory_faults_like_any_page(p, libc):
     a = libc.malloc(100000)
+    assert p.rusage() == (2, 0)                     # the heap's first page (tcache) and the page of top's header
+    assert a & 0xfff == 0x2a0                       # so the block's first and last pages are present
     before = p.rusage()[0]
-    p.touch(a, 100000, write=True)                  # first touches of the heap's pages fault
-    # NOTE: chunk headers are not yet in the process's pages, so no page was touched before.
+    p.touch(a, 100000, write=True)                  # first touches of the other pages fault
     pages = (a + 100000 - 1) // 4096 - a // 4096 + 1
-    assert p.rusage()[0] - before == pages          # one minor fault per page, no fault-around for anon
+    assert p.rusage()[0] - before == pages - 2      # one minor fault per page, no fault-around for anon
+
+
+def test_chunk_headers_live_in_the_process_memory(p, libc):
+    a = libc.malloc(24)
+    b = libc.malloc(200000)
+    assert p.load(a - 8, 8) == (0x21).to_bytes(8, "little")               # size 0x20 | PREV_INUSE
+    assert p.load(b - 16, 16) == bytes(8) + (0x31002).to_bytes(8, "little")   # prev_size 0, 0x31000 | IS_MMAPPED
+    libc.free(a)                                    # into the tcache: next (safe-linked) and key
+    assert int.from_bytes(p.load(a + 8, 8), "little") == libc.tcache_key
+    assert int.from_bytes(p.load(a, 8), "little") == a >> 12                # PROTECT_PTR(&e->next, NULL)
+    counts = p.load(libc.tcache, 2)                 # tcache_perthread_struct.counts[0]
+    assert counts == (1).to_bytes(2, "little")
+
+
+def test_a_header_overwritten_by_the_program_is_caught(m, p, libc):
+    a = libc.malloc(24)
+    p.store(a - 8, (0x11).to_bytes(8, "little"))    # a buffer underflow writes over the size
+    expect_abort(libc, "free(): invalid size", libc.free, a)
+    p.store(a - 8, (0x21).to_bytes(8, "little"))    # put back: the heap is whole again
+    libc.free(a)
+    m.check()
+
+
+def test_first_mmapped_chunk_takes_one_fault(p, libc):
+    libc.malloc(24)
+    before = p.rusage()
+    b = libc.malloc(200000)                         # mmap, then glibc writes the chunk's header
+    assert p.rusage()[0] - before[0] == 1
+    assert p.pagemap(b - 16) >> 63 == 1             # the header's page is present
+    assert p.pagemap(b + 4096) >> 63 == 0           # the rest is not

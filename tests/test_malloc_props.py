@@ -34,11 +34,13 @@ class MallocMachine(RuleBasedStateMachine):
         self.libc = self.p.libc
         self.live = {}
         self.freed = []
+        self.filled = {}                    # ptr -> (byte, n): what the program wrote at its start
 
     def take(self, ptr, size, align=16):
         if ptr:
             assert ptr not in self.live
             self.live[ptr] = (size, align)
+            self.filled.pop(ptr, None)
             if ptr in self.freed:
                 self.freed.remove(ptr)
 
@@ -59,6 +61,18 @@ class MallocMachine(RuleBasedStateMachine):
         self.take(ptr, size, max(align, 16))
 
     @precondition(lambda self: self.live)
+    @rule(data=st.data(), byte=st.integers(1, 255))
+    def fill(self, data, byte):
+        """The program writes its whole block (head and tail), as programs do: malloc never minds."""
+        ptr = data.draw(st.sampled_from(sorted(self.live)))
+        size = self.live[ptr][0]
+        n = min(size, 4096)
+        self.p.store(ptr, bytes([byte]) * n)
+        if size > n:
+            self.p.store(ptr + size - n, bytes([byte]) * n)
+        self.filled[ptr] = (byte, n)
+
+    @precondition(lambda self: self.live)
     @rule(data=st.data())
     def free(self, data):
         ptr = data.draw(st.sampled_from(sorted(self.live)))
@@ -70,6 +84,7 @@ class MallocMachine(RuleBasedStateMachine):
     @rule(data=st.data(), size=SIZES)
     def realloc(self, data, size):
         ptr = data.draw(st.sampled_from(sorted(self.live)))
+        written = self.filled.pop(ptr, None)
         new = self.libc.realloc(ptr, size)
         if size == 0:
             assert new == 0
@@ -77,6 +92,10 @@ class MallocMachine(RuleBasedStateMachine):
         elif new:
             del self.live[ptr]
             self.take(new, size)
+            if written:                     # realloc keeps (or copies) what the program wrote
+                self.filled[new] = (written[0], min(written[1], size))
+        elif written:
+            self.filled[ptr] = written
 
     @rule(pad=st.sampled_from([0, 4096, 1 << 20]))
     def malloc_trim(self, pad):
@@ -96,14 +115,14 @@ class MallocMachine(RuleBasedStateMachine):
         cached = {c + 16 for chunks in self.libc.tcache_chunks().values() for c in chunks}
         if ptr not in cached:
             return
-        before = dict(self.libc.mem.words)
+        before = self.libc.mem.snapshot()
         try:
             self.libc.free(ptr)
         except GlibcAbort as e:
             assert e.message == "free(): double free detected in tcache 2"
         else:
             raise AssertionError("double free not detected")
-        assert self.libc.mem.words == before
+        assert self.libc.mem.snapshot() == before
 
     @invariant()
     def heap_is_consistent(self):
@@ -113,6 +132,11 @@ class MallocMachine(RuleBasedStateMachine):
     def blocks_are_usable_and_apart(self):
         libc = self.libc
         spans = []
+        for ptr, (byte, n) in list(self.filled.items()):
+            if ptr not in self.live:
+                del self.filled[ptr]
+            else:
+                assert self.p.load(ptr, min(n, 16)) == bytes([byte]) * min(n, 16)   # malloc kept out
         for ptr, (size, align) in self.live.items():
             usable = libc.malloc_usable_size(ptr)
             assert usable >= size

@@ -27,6 +27,16 @@
  *     B OFF LEN           mmap LEN bytes at initial break + OFF (MAP_FIXED_NOREPLACE):
  *                         a mapping in the heap's way, so brk cannot grow past it
  *     s                   malloc_stats() (to stderr; only as the last operation)
+ *     P                   populate every mapping but the heap (MADV_POPULATE_READ, or
+ *                         _WRITE where writable): the program's, libc's and ld.so's
+ *                         pages, the stack, the driver's buffers; so that no fault of
+ *                         the driver's own (code pages, lazy binding, output) lands
+ *                         between two Z/z lines
+ *     Z                   start counting minor faults (getrusage) from here
+ *     z                   the minor faults since the last Z or z
+ *     w ID LEN            write one byte to every page of [p[ID], p[ID] + LEN)
+ *     W ID OFF VALUE      store the 8-byte VALUE at p[ID] + OFF (a program corrupting a header)
+ *     M OFF LEN           mincore: how many pages of [initial break + OFF, + LEN) are resident
  *
  * Before the first operation the driver moves the break up to a 1 MiB
  * boundary (the model's replay does the same), so that memalign's choices,
@@ -39,6 +49,9 @@
  *     f ID BRK                    for free (F and g alike)
  *     t RET BRK / o RET BRK       for malloc_trim and mallopt
  *     b BRK / B RET               for sbrk, and the blocker's mmap (0, or the errno)
+ *     P / Z / w ID / W ID         for populate, the fault count's start, touches and stores
+ *     z N                         N minor faults
+ *     M OFF N                     N resident pages (-1: not all mapped)
  *     i arena ordblks smblks hblks hblkhd fsmblks uordblks fordblks keepcost
  * where PTR is "0" for NULL, "heap+0xOFF" for an offset from the initial
  * break, or "mmap+0xOFF" for the offset of the pointer inside its own
@@ -50,6 +63,13 @@
 #include <unistd.h>
 #include <errno.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <fcntl.h>
+
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
 
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
@@ -59,12 +79,72 @@
 #define BRK_ALIGN ((uintptr_t) 1 << 20)
 #define MAX_SLOTS (1 << 16)
 #define OUT_SIZE (1 << 16)
+#define PG ((uintptr_t) 4096)
 
 static char input[MAX_INPUT];
 static void *slots[MAX_SLOTS];
 static char out[OUT_SIZE];
 static size_t out_len;
 static uintptr_t initial_brk;
+static long fault_base;
+static char maps[1 << 16];
+
+static long minflt(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return ru.ru_minflt;
+}
+
+static uintptr_t parse_hex(const char **s)
+{
+    uintptr_t v = 0;
+    for (;;) {
+        char c = **s;
+        if (c >= '0' && c <= '9')
+            v = v * 16 + (uintptr_t) (c - '0');
+        else if (c >= 'a' && c <= 'f')
+            v = v * 16 + (uintptr_t) (c - 'a' + 10);
+        else
+            return v;
+        (*s)++;
+    }
+}
+
+/* MADV_POPULATE every mapping of /proc/self/maps but the heap; errors
+   (the vvar pages, PROT_NONE gaps) are ignored. */
+static void populate(void)
+{
+    int fd = open("/proc/self/maps", O_RDONLY);
+    size_t n = 0;
+    ssize_t r;
+    if (fd < 0)
+        _exit(5);
+    while ((r = read(fd, maps + n, sizeof maps - 1 - n)) > 0)
+        n += (size_t) r;
+    close(fd);
+    maps[n] = 0;
+    const char *s = maps;
+    while (*s) {
+        const char *line = s;
+        uintptr_t start = parse_hex(&s);
+        s++;
+        uintptr_t end = parse_hex(&s);
+        s++;
+        int writable = s[1] == 'w', readable = s[0] == 'r';
+        int heap = 0;
+        while (*s && *s != '\n') {
+            if (s[0] == '[' && s[1] == 'h')
+                heap = 1;
+            s++;
+        }
+        if (*s)
+            s++;
+        if (heap || !readable || line[0] == 0)
+            continue;
+        madvise((void *) start, end - start, writable ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+    }
+}
 
 static void flush_out(void)
 {
@@ -302,6 +382,58 @@ static void run_line(void)
         flush_out();
         malloc_stats();
         return;
+    case 'P':
+        populate();
+        put_str("P");
+        break;
+    case 'Z':
+        fault_base = minflt();
+        put_str("Z");
+        break;
+    case 'z': {
+        long now = minflt();
+        put_str("z ");
+        put_num((uintptr_t) (now - fault_base), 10);
+        fault_base = minflt();
+        break;
+    }
+    case 'w': {
+        id = get_slot();
+        n = get_num();
+        volatile char *q = (volatile char *) slots[id];
+        for (long long k = 0; k < n; k += (long long) (PG - (((uintptr_t) q + k) & (PG - 1))))
+            q[k] = 1;
+        put_str("w ");
+        put_num(id, 10);
+        break;
+    }
+    case 'M': {
+        static unsigned char vec[1 << 16];
+        long long off = get_num();
+        n = get_num();
+        uintptr_t lo = (initial_brk + (uintptr_t) off) & ~(PG - 1);
+        uintptr_t hi = (initial_brk + (uintptr_t) off + (uintptr_t) n + PG - 1) & ~(PG - 1);
+        long count = 0;
+        if (hi - lo > PG * sizeof vec || mincore((void *) lo, hi - lo, vec) != 0)
+            count = -1;
+        for (uintptr_t k = 0; count >= 0 && k < (hi - lo) / PG; k++)
+            count += vec[k] & 1;
+        put_str("M ");
+        put_signed(off);
+        put_str(" ");
+        put_signed(count);
+        break;
+    }
+    case 'W': {
+        id = get_slot();
+        n = get_num();
+        size = get_num();
+        flush_out();                    /* the next call may abort */
+        *(volatile long long *) ((char *) slots[id] + n) = size;
+        put_str("W ");
+        put_num(id, 10);
+        break;
+    }
     default:
         _exit(2);
     }

@@ -17,6 +17,12 @@ A trace is text, one call a line, in the language malloc_driver.c reads:
     b INC              sbrk(INC) by the program itself, behind malloc's back
     B OFF LEN          mmap(initial break + OFF, LEN, MAP_FIXED_NOREPLACE): blocks the heap
     s                  malloc_stats()  (last line only)
+    P                  populate the driver's own pages, so only malloc's faults are counted
+    Z                  start counting minor faults here
+    z                  the minor faults since the last Z or z   -> "z N"
+    w ID LEN           write one byte to every page of [p[ID], p[ID] + LEN)
+    W ID OFF VALUE     store an 8-byte VALUE at p[ID] + OFF, as a buggy program would
+    M OFF LEN          mincore: how many pages of [initial break + OFF, + LEN) are resident   -> "M OFF N"
 
 replay() runs it on a model Libc and run_host() on the real glibc (through
 malloc_driver.c, compiled with the system's C compiler); both print the same
@@ -56,6 +62,8 @@ def replay(libc, trace):
         raise RuntimeError("replay: cannot align the break")
     slots = {}
     out = [f"start arena={libc.mallinfo2().arena if libc.malloc_initialized else 0}"]
+    proc = libc.process
+    fault_base = [proc.rusage()[0]]
 
     def brk_off():
         return f"{(libc.curbrk if libc.curbrk is not None else initial) - initial:#x}"
@@ -130,6 +138,26 @@ def replay(libc, trace):
                 out.append(f"B {e.errno}")
         elif op == "s":
             out.extend(libc.malloc_stats().splitlines())
+        elif op == "P":
+            out.append("P")                 # the model's loads of code and output never fault
+        elif op in "Zz":
+            now = proc.rusage()[0]
+            out.append("Z" if op == "Z" else f"z {now - fault_base[0]}")
+            fault_base[0] = now
+        elif op == "w":
+            if args[1]:
+                proc.touch(slots.get(args[0], 0), args[1], write=True)
+            out.append(f"w {args[0]}")
+        elif op == "M":
+            lo, hi = (initial + args[0]) & -4096, (initial + args[0] + args[1] + 4095) & -4096
+            try:
+                count = sum(proc.mincore(lo, hi - lo))
+            except OSError:
+                count = -1
+            out.append(f"M {args[0]} {count}")
+        elif op == "W":
+            proc.store(slots.get(args[0], 0) + args[1], (args[2] & (1 << 64) - 1).to_bytes(8, "little"))
+            out.append(f"W {args[0]}")
         else:
             raise ValueError(f"trace: unknown operation {line!r}")
     return out

@@ -23,14 +23,25 @@ The dispatch a fault goes through:
 Each handler returns a VM_FAULT_* mask; the names of the handlers a fault
 took are collected on its VmFault (vmf.path), so a figure can draw them.
 
+File faults go through the page cache (mm/filemap.py): ->fault is
+filemap_fault (with read-around and readahead, mm/readahead.py) for
+disk files and shmem_fault for tmpfs; do_read_fault first maps the
+uptodate cached pages around the fault (filemap_map_pages).  When
+->fault drops the mmap lock to wait for I/O it returns VM_FAULT_RETRY
+and do_fault takes the fault again (retry_fault says how it is counted);
+vmf.path shows the try that completed it.
+
 Page references (glossary: pfn a frame, pte an entry, vma a mapping):
 - an anonymous page: refcount = mapcount = the PTEs that map it; PG_anon;
 - a page-cache page: refcount = 1 (the cache) + the PTEs that map it;
 - the zero page (m.zero_pfn): a reserved frame of the kernel image,
   mapped with _PAGE_SPECIAL and never counted (vm_normal_page is NULL).
 
-Contents: m.page_contents maps a pfn to a bytearray of its 4096 bytes, only
-for pages written with p.store; every other page reads as zeros.
+Contents: m.page_contents maps a pfn to a bytearray of its 4096 bytes, made
+when a load or store (p.load, p.store, glibc's headers) first reaches the
+page through the TLB; every other page reads as zeros.  Loads and stores go
+through a software TLB per mm (mm.tlb, see tlb_fill), which every change to
+a present PTE must flush.
 
 Transparent huge pages (m.thp_enabled, "madvise" by default): a fault in
 an aligned 2 MiB range of an eligible anonymous VMA whose PMD is empty
@@ -80,6 +91,7 @@ VM_FAULT_ERROR = VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV
 
 # enum fault_flag
 FAULT_FLAG_WRITE = 1 << 0
+FAULT_FLAG_TRIED = 1 << 5
 FAULT_FLAG_USER = 1 << 6
 
 # PG_anon_exclusive: this mm alone may write the anon page without a copy.
@@ -111,6 +123,7 @@ def memory_init(m):
     m.fault_around_bytes = FAULT_AROUND_BYTES
     m.thp_pmd_maps = {}                 # THP head pfn -> PMD mappings (folio_entire_mapcount)
     m.checks.append(check)
+    m.checks.append(check_tlb)
 
 
 # -- the fault context ----------------------------------------------------------
@@ -370,17 +383,59 @@ def do_anonymous_page(vmf):
 
 
 def do_fault(vmf):
-    """do_fault: a file page (or shmem) not yet mapped: read, private write or shared write."""
+    """do_fault: a file page (or shmem) not yet mapped: read, private write or shared write.
+
+    When ->fault dropped the mmap lock for I/O (VM_FAULT_RETRY), the fault
+    is taken again, as do_user_addr_fault does; see retry_fault for how
+    the retry is counted.
+    """
     vma = vmf.vma
     if vma.vm_file is None or vma.vm_flags & (VM_PFNMAP | VM_IO | VM_HUGETLB):
         vmf.path.append("do_fault")
         note(vma, "do_fault: %r has no ->fault", vma)
         return VM_FAULT_SIGBUS
+    filemap.cpu(vmf.machine, filemap.FAULT_NS)
+    attempt = 1
+    depth = len(vmf.path)
+    while True:
+        ret = do_fault_once(vmf)
+        if not ret & VM_FAULT_RETRY:
+            break
+        retry_fault(vmf, ret, attempt)
+        del vmf.path[depth:]            # vmf.path shows the try that completed the fault
+        attempt += 1
+    if vmf.flags & FAULT_FLAG_TRIED:
+        ret |= VM_FAULT_MAJOR           # mm_account_fault: a fault retried with FAULT_FLAG_TRIED is major
+    return ret
+
+
+def do_fault_once(vmf):
+    """One try of do_fault's dispatch."""
     if not vmf.write:
         return do_read_fault(vmf)
-    if not vma.vm_flags & VM_SHARED:
+    if not vmf.vma.vm_flags & VM_SHARED:
         return do_cow_fault(vmf)
     return do_shared_fault(vmf)
+
+
+def retry_fault(vmf, ret, attempt):
+    """do_user_addr_fault's retry after VM_FAULT_RETRY: the fault is taken again from the top.
+
+    x86 first tries under the per-VMA lock; a retry from there goes on
+    under the mmap lock and gets FAULT_FLAG_TRIED only if the first try
+    was VM_FAULT_MAJOR (a page-cache miss); any later retry gets it.
+    mm_account_fault counts a fault major if its last try returned
+    VM_FAULT_MAJOR or had FAULT_FLAG_TRIED: so a fault that started async
+    readahead or slept on a page already being read is minor, one that
+    missed the cache is major.
+    NOTE: GUP (populate, mlock) retries always with FAULT_FLAG_TRIED in
+    Linux; mmlab's GUP faults take the user path and its rule.
+    """
+    if attempt > 1 or ret & VM_FAULT_MAJOR:
+        vmf.flags |= FAULT_FLAG_TRIED
+    note(vmf.vma, "do_fault: VM_FAULT_RETRY, try %d%s", attempt + 1,
+         " with FAULT_FLAG_TRIED" if vmf.flags & FAULT_FLAG_TRIED else "")
+    vmf.orig_pte = pgtable.ptep_get(vmf.vma.vm_mm, vmf.ptep)
 
 
 def vma_file(vma):
@@ -406,31 +461,79 @@ def do_fault_around_window(vmf):
 def do_fault_around(vmf):
     """do_fault_around + filemap_map_pages: map the cached pages around the fault, read-only.
 
-    Only pages already in the page cache and inside the file are mapped,
-    and only where the PTE is empty.  Returns VM_FAULT_NOPAGE if the
-    faulting page itself was mapped (no ->fault needed), else 0.
+    Only pages in the page cache, uptodate, not locked, not marked
+    PG_readahead and inside the file are mapped (next_uptodate_folio),
+    and only where the PTE is empty.  Each page found counts as a hit
+    against the file's mmap_miss.  Returns VM_FAULT_NOPAGE if the faulting
+    page itself was mapped (no ->fault needed), else 0.
     """
     vma, m = vmf.vma, vmf.machine
     file = vma_file(vma)
     from_pte, to_pte = do_fault_around_window(vmf)
     pte_off = pgtable.pte_index(vmf.address)
-    last = filemap.file_pages(file) - 1
+    first = vmf.pgoff - pte_off                 # the file index of PTE slot 0
+    if filemap_map_pmd(vmf, first + from_pte):
+        return VM_FAULT_NOPAGE
+    mem = m.mem_map
+    flags, refcount, mapcount = mem.flags_, mem.refcount_, mem.mapcount_
     table = m.page_tables[vmf.ptep[0]]
-    ret, mapped = 0, 0
-    for i in range(from_pte, to_pte + 1):
-        index = vmf.pgoff + i - pte_off
-        if index > last or table[i]:
+    prot = vma.vm_page_prot
+    ret = mapped = hits = newly = 0
+    for slot, pfn in filemap.next_uptodate_pages(file, first + from_pte, first + to_pte, from_pte):
+        if not flags[pfn] & filemap.PG_workingset:
+            hits += 1
+        if table[slot]:
             continue
-        pfn = filemap.filemap_get_folio(file, index)
-        if pfn is None:
-            continue
-        folio_add_file_rmap(m, pfn)
-        table[i] = pfn_pte(pfn, vma.vm_page_prot)
+        # folio_add_file_rmap_pte + folio_ref_inc, then set_pte_range.
+        refcount[pfn] += 1
+        mapcount[pfn] += 1
+        newly += mapcount[pfn] == 1
+        table[slot] = (pfn << PAGE_SHIFT) | prot
         mapped += 1
-        if i == pte_off:
+        if slot == pte_off:
             ret = VM_FAULT_NOPAGE
+    m.node_stat["nr_mapped"] += newly
+    if not filemap.is_shmem(file):
+        filemap.mmap_miss_account(vma.vm_file, hits)
     note(vma, "do_fault_around: ptes %d..%d, %d cached pages mapped", from_pte, to_pte, mapped)
     return ret
+
+
+def filemap_map_pmd(vmf, start_pgoff):
+    """filemap_map_pmd + do_set_pmd: a PMD-size folio at the fault-around start is mapped whole.
+
+    Needs an empty PMD, the VMA to hold the aligned 2 MiB with matching
+    file alignment (thp_vma_suitable_order) and no VM_NOHUGEPAGE.
+    NOTE: mmlab maps the folio's 512 pages with 512 PTEs of an otherwise
+    empty table (a PMD leaf would need every page-table walker to know
+    leaves); faults, mincore and the rmap counts are Linux's.
+    """
+    found = filemap.pmd_mappable_folio(vma_file(vmf.vma), start_pgoff)
+    return found is not None and do_set_pmd(vmf, *found)
+
+
+def do_set_pmd(vmf, head, pfns):
+    """do_set_pmd: map a PMD-size file folio (first index head, its pages pfns) whole; True if done."""
+    vma, m = vmf.vma, vmf.machine
+    if vma.vm_flags & VM_NOHUGEPAGE:
+        return False
+    haddr = vmf.address & PMD_MASK
+    if haddr < vma.vm_start or haddr + PMD_SIZE > vma.vm_end:
+        return False
+    if vma.vm_start + ((head - vma.vm_pgoff) << PAGE_SHIFT) != haddr:
+        return False                            # the file's 2 MiB is not the VMA's 2 MiB
+    table = m.page_tables[vmf.ptep[0]]
+    if np.any(table):
+        return False                            # pmd_none: no PTE in use under this PMD
+    arr = np.asarray(pfns, dtype=np.int64)
+    mem = m.mem_map
+    mem.refcount[arr] += 1
+    mem.mapcount[arr] += 1
+    m.node_stat["nr_mapped"] += int(np.count_nonzero(mem.mapcount[arr] == 1))
+    table[:] = (arr.astype(np.uint64) << np.uint64(PAGE_SHIFT)) | np.uint64(vma.vm_page_prot)
+    note(vma, "filemap_map_pmd: %s[%d..%d] mapped whole at %#x", vma_file(vma).path, head,
+         head + len(pfns) - 1, haddr)
+    return True
 
 
 def should_fault_around(vmf):
@@ -439,8 +542,8 @@ def should_fault_around(vmf):
 
 
 def do_page_fault_file(vmf):
-    """__do_fault: the page-cache page for vmf.pgoff; (pfn, ret)."""
-    return filemap.filemap_fault(vma_file(vmf.vma), vmf.pgoff)
+    """__do_fault: vma->vm_ops->fault for vmf.pgoff; (pfn, ret), pfn None with VM_FAULT_RETRY or an error."""
+    return filemap.vma_fault(vmf)
 
 
 @traced(fmt={"vmf": repr})
@@ -458,10 +561,18 @@ def do_read_fault(vmf):
 
 
 def finish_fault(vmf, pfn):
-    """finish_fault / set_pte_range: map the cache page; a write fault maps it dirty and writable."""
+    """finish_fault / set_pte_range: map the cache page; a write fault maps it dirty and writable.
+
+    A read of a page in a PMD-size folio under an empty PMD maps the whole
+    folio (do_set_pmd).
+    """
     vma, m = vmf.vma, vmf.machine
     if not pte_none(pgtable.ptep_get(vma.vm_mm, vmf.ptep)):
         return VM_FAULT_NOPAGE              # fault-around or a racing fault mapped it already
+    if not vmf.write and m.mem_map.folio_order_[pfn] | m.mem_map.folio_off_[pfn]:
+        found = filemap.pmd_folio_of(vma_file(vma), vmf.pgoff, pfn)
+        if found is not None and do_set_pmd(vmf, *found):
+            return 0
     folio_add_file_rmap(m, pfn)
     pte = pfn_pte(pfn, vma.vm_page_prot)
     if vmf.write:
@@ -488,7 +599,7 @@ def do_cow_fault(vmf):
         return VM_FAULT_OOM
     src, ret = do_page_fault_file(vmf)
     if src is None:
-        page_alloc.free_pages(m, new, 0)
+        page_alloc.free_pages(m, new, 0)        # an error, or VM_FAULT_RETRY: try again from the top
         return ret
     copy_user_page(m, new, src)
     folio_add_new_anon_rmap(m, new)
@@ -516,8 +627,11 @@ def do_shared_fault(vmf):
 
 
 def fault_dirty_shared_page(vmf, pfn):
-    """fault_dirty_shared_page: the page is dirty now (writeback will see it)."""
-    vmf.machine.mem_map.flags_[pfn] |= PG_dirty
+    """fault_dirty_shared_page: the page is dirty now (folio_mark_dirty: writeback will see it)."""
+    from . import page_writeback
+    file, index = vmf.machine.page_owner_file[pfn]
+    if page_writeback.folio_mark_dirty(vmf.machine, file, index, pfn):
+        note(vmf.vma, "fault_dirty_shared_page: %s[%d] dirty", file.path, index)
 
 
 # -- write-protect faults ------------------------------------------------------
@@ -569,9 +683,10 @@ def wp_page_reuse(vmf):
 def wp_page_shared(vmf, pfn):
     """wp_page_shared: ->page_mkwrite if the filesystem has one, then reuse and mark dirty."""
     vmf.path.append("wp_page_shared")
-    if pfn is not None:
-        vmf.machine.mem_map.flags_[pfn] |= PG_dirty
-    return wp_page_reuse(vmf)
+    ret = wp_page_reuse(vmf)
+    if pfn is not None and pfn in vmf.machine.page_owner_file:
+        fault_dirty_shared_page(vmf, pfn)
+    return ret
 
 
 def wp_page_copy(vmf, old):
@@ -593,6 +708,7 @@ def wp_page_copy(vmf, old):
     folio_add_new_anon_rmap(m, new)
     pte = pte_mkwrite(pte_mkdirty(pte_mkyoung(pfn_pte(new, vma.vm_page_prot))))
     pgtable.set_entry(vma.vm_mm, vmf.ptep, pte)
+    flush_tlb_page(vma.vm_mm, vmf.address)          # ptep_clear_flush: the old page may be cached
     if old is not None:
         folio_remove_rmap(m, old)
         put_page(m, old)
@@ -667,6 +783,7 @@ def map_pmd_range(vmf, haddr, values):
     mm = vmf.vma.vm_mm
     pfn, i = pgtable.pte_offset_map(mm, pgtable.lookup_pmd(mm, haddr), haddr)
     vmf.machine.page_tables[pfn][i:i + HPAGE_PMD_NR] = values
+    flush_tlb_range(mm, haddr, haddr + PMD_SIZE)
 
 
 def alloc_thp(vmf):
@@ -953,60 +1070,221 @@ def set_sparse(mm, start, idx, values):
             tables[pfn][i + rel[sel] - off] = values[sel]
 
 
-# -- contents ---------------------------------------------------------------------
+# -- the TLB and contents: loads and stores ---------------------------------------
+#
+# A software TLB per mm (mm.tlb: vpn -> TlbEntry), as the CPU keeps one per
+# address space: a load or store whose page is in it touches neither the
+# page tables nor the fault handler.  An entry is made by a walk that
+# succeeded (faulting first if it must), only once the walk has set the
+# entry's accessed bit, and for a store its dirty bit; it says whether
+# stores may use it (the PTE was writable and already dirty).  Whoever
+# changes or removes a present PTE must flush the page from the TLB
+# (flush_tlb_range, flush_tlb_page, flush_tlb_mm), as Linux's
+# ptep_clear_flush and tlb_finish_mmu do; check_tlb proves in m.check()
+# that every entry still agrees with the page tables.
+#
+# Each entry also carries the page's contents (the bytearray in
+# m.page_contents, made on the first access through the TLB; the zero
+# pages read as ZERO_PAGE_BYTES) and a view of them as 64-bit words, so a
+# hot path (malloc's chunk headers) reads and writes a word with one dict
+# lookup and one index.
+#
+# NOTE: a real TLB holds some 1,500 entries and evicts the least recently
+# used; mmlab's holds TLB_ENTRIES and is emptied whole when full.  Each
+# flush that drops entries, and each eviction, advances mm.tlb_gen, so a
+# cache built on the TLB (libc's page views) knows when to forget.
 
-def translate(p, addr, write):
-    """The frame behind addr after the access a load or store makes (faulting if it must)."""
+TLB_ENTRIES = 1024
+ZERO_PAGE_BYTES = bytes(PAGE_SIZE)
+ZERO_PAGE_WORDS = memoryview(ZERO_PAGE_BYTES).cast("Q")
+
+
+class TlbEntry(tuple):
+    """One cached translation: (pfn, words, store_ok, page).
+
+    words is a 64-bit view of page, the page's contents; store_ok says the
+    PTE was writable and dirty when cached, so a store needs no walk.
+    """
+
+    __slots__ = ()
+    pfn = property(lambda self: self[0])
+    words = property(lambda self: self[1])
+    store_ok = property(lambda self: self[2])
+    page = property(lambda self: self[3])
+
+
+def mm_tlb(mm):
+    """The mm's TLB (made empty on first use)."""
+    tlb = mm.__dict__.get("tlb")
+    if tlb is None:
+        tlb = mm.tlb = {}
+        mm.tlb_gen = 0
+    return tlb
+
+
+def page_contents_of(m, pfn):
+    """The bytearray holding pfn's bytes, made (zeroed) on first need; the zero pages share ZERO_PAGE_BYTES."""
+    page = m.page_contents.get(pfn)
+    if page is None:
+        if pfn == m.zero_pfn or is_huge_zero_pfn(m, pfn):
+            return ZERO_PAGE_BYTES
+        page = m.page_contents[pfn] = bytearray(PAGE_SIZE)
+    return page
+
+
+def tlb_fill(p, addr, write):
+    """The MMU's page walk after a TLB miss: fault if the entry refuses the access, set its
+    accessed (and, for a store, dirty) bit, and cache the translation; returns the TlbEntry.
+
+    A bad access raises SegmentationFault (the TLB and tables unchanged).
+    """
     mm = p.mm
+    tlb = mm_tlb(mm)
     pte = pgtable_get_one(mm, addr) if mm.pgd is not None else 0
     if not pte & _PAGE_PRESENT or (write and not pte & _PAGE_RW):
         vma = find_user_vma(mm, addr, write)
         fault_in_page(p, vma, addr, write)
         pte = pgtable_get_one(mm, addr)
-    return pte_pfn(pte)
+    bits = _PAGE_ACCESSED | (_PAGE_DIRTY if write else 0)
+    if pte & bits != bits:
+        pte = mark_accessed(mm, addr, write)
+    m = p.machine
+    pfn = pte_pfn(pte)
+    page = page_contents_of(m, pfn)
+    store_ok = bool(pte & _PAGE_RW and pte & _PAGE_DIRTY) and page is not ZERO_PAGE_BYTES
+    words = ZERO_PAGE_WORDS if page is ZERO_PAGE_BYTES else memoryview(page).cast("Q")
+    entry = TlbEntry((pfn, words, store_ok, page))
+    if len(tlb) >= TLB_ENTRIES:
+        tlb.clear()                     # NOTE: full: evict everything (see above)
+        tlb_dropped(mm)
+    tlb[addr >> PAGE_SHIFT] = entry
+    return entry
+
+
+def translate(p, addr, write):
+    """The frame behind addr after the access a load or store makes (faulting if it must)."""
+    tlb = mm_tlb(p.mm)
+    e = tlb.get(addr >> PAGE_SHIFT)
+    if e is None or (write and not e[2]):
+        e = tlb_fill(p, addr, write)
+    return e[0]
 
 
 def user_store(p, addr, data):
     """copy_to_user, as a program's stores: write data at addr, faulting page by page."""
-    m = p.machine
-    data = bytes(data)
-    pos = 0
-    while pos < len(data):
-        a = addr + pos
-        off = a & (PAGE_SIZE - 1)
-        n = min(PAGE_SIZE - off, len(data) - pos)
-        pfn = translate(p, a, True)
-        mark_accessed(p.mm, a, True)
-        page = m.page_contents.get(pfn)
-        if page is None:
-            page = m.page_contents[pfn] = bytearray(PAGE_SIZE)
-        page[off:off + n] = data[pos:pos + n]
-        pos += n
-
-
-def user_load(p, addr, size):
-    """copy_from_user, as a program's loads: size bytes from addr, faulting page by page."""
-    m = p.machine
-    out = bytearray()
+    tlb = mm_tlb(p.mm)
+    data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    size = len(data)
     pos = 0
     while pos < size:
         a = addr + pos
         off = a & (PAGE_SIZE - 1)
         n = min(PAGE_SIZE - off, size - pos)
-        pfn = translate(p, a, False)
-        mark_accessed(p.mm, a, False)
-        page = m.page_contents.get(pfn)
-        out += page[off:off + n] if page is not None else bytes(n)
+        e = tlb.get(a >> PAGE_SHIFT)
+        if e is None or not e[2]:
+            e = tlb_fill(p, a, True)
+        e[3][off:off + n] = data[pos:pos + n]
         pos += n
-    return bytes(out)
+
+
+def user_load(p, addr, size):
+    """copy_from_user, as a program's loads: size bytes from addr, faulting page by page."""
+    tlb = mm_tlb(p.mm)
+    out = []
+    pos = 0
+    while pos < size:
+        a = addr + pos
+        off = a & (PAGE_SIZE - 1)
+        n = min(PAGE_SIZE - off, size - pos)
+        e = tlb.get(a >> PAGE_SHIFT)
+        if e is None:
+            e = tlb_fill(p, a, False)
+        out.append(e[3][off:off + n])
+        pos += n
+    return b"".join(out)
 
 
 def mark_accessed(mm, addr, write):
-    """The MMU's accessed and dirty bits for one access."""
+    """The MMU's accessed and dirty bits for one access; returns the entry as it is now."""
     pmdp = pgtable.lookup_pmd(mm, addr)
     table = mm.machine.page_tables[pte_pfn(pgtable.ptep_get(mm, pmdp))]
     i = pgtable.pte_index(addr)
     table[i] |= np.uint64(_PAGE_ACCESSED | (_PAGE_DIRTY if write else 0))
+    return int(table[i])
+
+
+def flush_tlb_range(mm, start, end):
+    """flush_tlb_range: forget the cached translations of [start, end) (after their PTEs changed)."""
+    tlb = mm.__dict__.get("tlb")
+    if not tlb:
+        return
+    lo = start >> PAGE_SHIFT
+    hi = (end + PAGE_SIZE - 1) >> PAGE_SHIFT
+    if hi - lo <= len(tlb):
+        pop = tlb.pop
+        gone = [v for v in range(lo, hi) if pop(v, None) is not None]
+    else:
+        gone = [v for v in tlb if lo <= v < hi]
+        for v in gone:
+            del tlb[v]
+    if gone:
+        tlb_dropped(mm)
+
+
+def flush_tlb_page(mm, addr):
+    """flush_tlb_page (ptep_clear_flush's flush): forget one page's translation."""
+    tlb = mm.__dict__.get("tlb")
+    if tlb and tlb.pop(addr >> PAGE_SHIFT, None) is not None:
+        tlb_dropped(mm)
+
+
+def flush_tlb_mm(mm):
+    """flush_tlb_mm: forget every cached translation of the address space."""
+    tlb = mm.__dict__.get("tlb")
+    if tlb:
+        tlb.clear()
+        tlb_dropped(mm)
+
+
+def tlb_dropped(mm):
+    """The TLB lost entries: advance mm.tlb_gen and tell every cache built on it
+    (mm.tlb_notifiers, weak references to callables, as mmu_notifier_invalidate_range does)."""
+    mm.tlb_gen += 1
+    for ref in mm.__dict__.get("tlb_notifiers", ()):
+        fn = ref()
+        if fn is not None:
+            fn()
+
+
+def check_tlb(m):
+    """Every TLB entry agrees with the page tables (a missed flush fails here).
+
+    The PTE is present and maps the entry's frame; an entry that allows
+    stores has a writable, dirty PTE; the entry's contents are the frame's
+    own (m.page_contents, or the zero page's).  The accessed bit may have
+    been cleared since (folio_referenced): x86 clears it without a flush,
+    so a cached page keeps being used without setting it again.
+    """
+    for p in list(m.processes.values()):
+        mm = p.mm
+        tlb = mm.__dict__.get("tlb")
+        if not tlb:
+            continue
+        if len(tlb) > TLB_ENTRIES:
+            raise InvariantError(f"tlb: pid {p.pid} caches {len(tlb)} entries, more than {TLB_ENTRIES}")
+        for vpn, (pfn, words, store_ok, page) in tlb.items():
+            addr = vpn << PAGE_SHIFT
+            pte = pgtable_get_one(mm, addr) if mm.pgd is not None else 0
+            where = f"pid {p.pid} {addr:#x}"
+            if not pte & _PAGE_PRESENT or pte_pfn(pte) != pfn:
+                raise InvariantError(f"tlb: {where} caches pfn {pfn:#x}, the PTE is {pte:#x}")
+            if store_ok and not (pte & _PAGE_RW and pte & _PAGE_DIRTY):
+                raise InvariantError(f"tlb: {where} allows stores but its PTE is {pte:#x}")
+            want = m.page_contents.get(pfn)
+            if want is None and (pfn == m.zero_pfn or is_huge_zero_pfn(m, pfn)):
+                want = ZERO_PAGE_BYTES
+            if page is not want or words.obj is not page:
+                raise InvariantError(f"tlb: {where} holds contents that are not pfn {pfn:#x}'s")
 
 
 # -- unmapping (zap_page_range) and protection ------------------------------------------
@@ -1028,9 +1306,20 @@ def zap_pte_range(mm, start, end):
         for pte in live.tolist():
             pfn = pte_pfn(pte)
             if pte & _PAGE_DIRTY and not mem.flags_[pfn] & PG_anon:
-                mem.flags_[pfn] |= PG_dirty
+                zap_dirty_file_page(m, pfn)
             folio_remove_rmap(m, pfn)
             put_page(m, pfn)
+    flush_tlb_range(mm, start, end)
+
+
+def zap_dirty_file_page(m, pfn):
+    """zap_present_folio_ptes: a dirty PTE of a file page dirties the page (folio_mark_dirty)."""
+    from . import page_writeback
+    owner = m.page_owner_file.get(pfn)
+    if owner is not None:
+        page_writeback.folio_mark_dirty(m, owner[0], owner[1], pfn)
+    else:
+        m.mem_map.flags_[pfn] |= PG_dirty
 
 
 @traced(fmt={"mm": pgtable.mm_name, "start": hex, "end": hex})
@@ -1052,6 +1341,7 @@ def exit_mmap_tables(mm):
         return
     pgtable.free_pgd_range(mm, 0, USER_TOP, 0, 0)
     pgtable.pgd_free(mm)
+    flush_tlb_mm(mm)
 
 
 @traced(fmt={"vma": repr, "start": hex, "end": hex})
@@ -1080,6 +1370,7 @@ def change_protection(vma, start, end):
             if try_writable and can_change_pte_writable(m, vma, new):
                 new = pte_mkwrite(new)
             t[k] = new
+    flush_tlb_range(mm, start, end)
 
 
 def can_change_pte_writable(m, vma, pte):
@@ -1098,6 +1389,7 @@ def move_page_tables(vma, old_addr, new_vma, new_addr, length):
     split_huge_pmds(mm, old_addr, old_addr + length)
     old = pgtable.get_ptes(mm, old_addr, old_addr + length)
     pgtable.clear_ptes_range(mm, old_addr, old_addr + length)
+    flush_tlb_range(mm, old_addr, old_addr + length)
     if np.count_nonzero(old):
         if pgtable.set_ptes_range(mm, new_addr, old):
             raise MemoryError("mremap: out of memory for page tables")
@@ -1169,6 +1461,7 @@ def copy_page_range(dst_vma, src_vma):
         if tpfn is not None:
             lo = (addr - start) >> PAGE_SHIFT
             tables[tpfn][i:j] = ptes[lo:lo + j - i]
+    flush_tlb_range(src_mm, start, end)         # the parent's entries lost write access
     set_sparse(dst_mm, start, idx, child[idx])
     for haddr, head in list(getattr(src_mm, "thp_ranges", {}).items()):
         if start <= haddr < end:
@@ -1222,8 +1515,9 @@ def mincore(p, addr, length):
             if pte & (_PAGE_PRESENT | _PAGE_PROTNONE):
                 out.append(True)
             elif vma.vm_file is not None:
+                # mincore_page: in the page cache and uptodate, mapped here or not.
                 index = vma.vm_pgoff + ((a - vma.vm_start) >> PAGE_SHIFT) + k
-                out.append(filemap.filemap_get_folio(vma.vm_file.file, index) is not None)
+                out.append(filemap.mincore_page(vma.vm_file.file, index))
             else:
                 out.append(False)
         a = stop
@@ -1275,8 +1569,10 @@ def check(m):
                 fail("vmas", f"pid {p.pid}: THP range {haddr:#x} is not inside one VMA")
     cache = np.zeros(m.max_pfn, dtype=np.int64)
     shmem = 0
+    io_flags = np.uint32(filemap.PG_locked | filemap.PG_writeback)
     for pfn, (file, index) in m.page_owner_file.items():
-        cache[pfn] = 1
+        # The cache's reference, and one for a read (PG_locked) or write (PG_writeback) in flight.
+        cache[pfn] = 1 + bool(mem.flags_[pfn] & io_flags)
         shmem += filemap.is_shmem(file)
     anon = (mem.flags & np.uint32(PG_anon)) != 0
     user = anon | (cache > 0) | (maps > 0)
@@ -1339,3 +1635,139 @@ def user_leaves(m, mm):
     if not addrs:
         return np.zeros(0, dtype=np.uint64), np.zeros(0, dtype=np.uint64)
     return np.concatenate(addrs), np.concatenate(ptes)
+
+
+# -- the page cache's side of the page tables (rmap walks, writeback, reclaim, madvise) --------
+
+def lookup_ptep(mm, addr):
+    """The PTE pointer (table pfn, index) for addr if a PTE table covers it, else None."""
+    if mm.pgd is None:
+        return None
+    pmdp = pgtable.lookup_pmd(mm, addr)
+    if pmdp is None:
+        return None
+    pmd = pgtable.ptep_get(mm, pmdp)
+    if not pmd or not pmd & _PAGE_PRESENT:
+        return None
+    return (pte_pfn(pmd), pgtable.pte_index(addr))
+
+
+def pte_maps(pte, pfn):
+    """Does a present, normal PTE map this frame?"""
+    return bool(pte & (_PAGE_PRESENT | _PAGE_PROTNONE)) and not pte & _PAGE_SPECIAL and pte_pfn(pte) == pfn
+
+
+def unmap_file_pte(mm, vma, addr, ptep, pfn):
+    """try_to_unmap_one for a cache page: clear the PTE (a dirty one dirties the page), drop the mapping."""
+    m = mm.machine
+    old = pgtable.ptep_get_and_clear(mm, addr, ptep)
+    flush_tlb_page(mm, addr)
+    if old & _PAGE_DIRTY:
+        zap_dirty_file_page(m, pfn)
+    folio_remove_rmap(m, pfn)
+    put_page(m, pfn)
+
+
+def folio_mkclean(m, pfn):
+    """folio_mkclean: write-protect and clean every shared PTE mapping the page (page_vma_mkclean_one),
+    so the next write faults (wp_page_shared) and dirties the page again.  Returns the PTEs cleaned."""
+    from . import vmscan
+    n = 0
+    tables = m.page_tables
+    for mm, vma, addr, (t, i) in vmscan.rmap_walk_file(m, pfn):
+        if not vma.vm_flags & VM_SHARED:
+            continue
+        pte = int(tables[t][i])
+        if pte & (_PAGE_RW | _PAGE_DIRTY):
+            tables[t][i] = pte_mkclean(pte_wrprotect(pte))
+            flush_tlb_page(mm, addr)
+            n += 1
+    return n
+
+
+def unmap_mapping_range(file, first):
+    """unmap_mapping_range: clear every PTE that maps a page of the file at index >= first (truncate)."""
+    m = file.machine
+    for p in list(m.processes.values()):
+        mm = p.mm
+        if mm.pgd is None:
+            continue
+        for vma in mm.vma_list():
+            if vma.vm_file is None or vma.vm_file.file is not file:
+                continue
+            lo = max(first, vma.vm_pgoff)
+            hi = vma.vm_pgoff + vma.pages
+            if lo >= hi:
+                continue
+            start = vma.vm_start + ((lo - vma.vm_pgoff) << PAGE_SHIFT)
+            zap_file_ptes(mm, start, vma.vm_end, file)
+
+
+def zap_file_ptes(mm, start, end, file):
+    """zap_pte_range for the entries of [start, end) that map pages of `file` (private COW copies stay)."""
+    m = mm.machine
+    for a in range(start, end, PAGE_SIZE):
+        ptep = lookup_ptep(mm, a)
+        if ptep is None:
+            continue
+        pte = pgtable.ptep_get(mm, ptep)
+        if not pte & (_PAGE_PRESENT | _PAGE_PROTNONE) or pte & _PAGE_SPECIAL:
+            continue
+        pfn = pte_pfn(pte)
+        owner = m.page_owner_file.get(pfn)
+        if owner is None or owner[0] is not file:
+            continue
+        unmap_file_pte(mm, None, a, ptep, pfn)
+
+
+def madvise_free_pte_range(mm, start, end):
+    """madvise_free_pte_range: exclusive anonymous pages of [start, end) become lazily freeable.
+
+    Their PTEs turn clean and old (the page keeps its data until reclaim
+    finds it still clean: a write in between re-dirties it and keeps it);
+    shared pages (after fork) are left alone.  Returns the pages marked.
+    """
+    m = mm.machine
+    mem = m.mem_map
+    n = 0
+    for a in range(start, end, PAGE_SIZE):
+        ptep = lookup_ptep(mm, a)
+        if ptep is None:
+            continue
+        pte = pgtable.ptep_get(mm, ptep)
+        if not pte & _PAGE_PRESENT or pte & _PAGE_SPECIAL:
+            continue
+        pfn = pte_pfn(pte)
+        if not mem.flags_[pfn] & PG_anon or mem.mapcount_[pfn] != 1:
+            continue
+        if (a & PMD_MASK) in getattr(mm, "thp_ranges", {}):
+            continue                        # NOTE: a PMD-mapped THP would be split first; left alone here
+        pgtable.set_entry(mm, ptep, pte_mkold(pte_mkclean(pte)))
+        flush_tlb_page(mm, a)
+        mem.flags_[pfn] &= ~(PG_dirty | PG_swapbacked)
+        m.lazyfree[pfn] = (mm, a)
+        m.lazyfree.move_to_end(pfn)
+        n += 1
+    return n
+
+
+def lazyfree_discard(mm, addr, pfn):
+    """try_to_unmap_one for a MADV_FREE page: still clean, so drop it (the next touch faults a zero
+    page); re-dirtied (or remapped elsewhere since), keep it as ordinary anonymous memory.  True if freed."""
+    m = mm.machine
+    mem = m.mem_map
+    ptep = lookup_ptep(mm, addr)
+    if ptep is None or mm.owner is None or not mm.owner.alive:
+        return False
+    pte = pgtable.ptep_get(mm, ptep)
+    if not pte_maps(pte, pfn) or not mem.flags_[pfn] & PG_anon:
+        return False                        # unmapped or replaced since: nothing to do
+    if pte & _PAGE_DIRTY or mem.flags_[pfn] & PG_dirty or mem.mapcount_[pfn] != 1 or mem.refcount_[pfn] != 1:
+        mem.flags_[pfn] |= PG_swapbacked    # written again: an ordinary anonymous page once more
+        return False
+    pgtable.ptep_get_and_clear(mm, addr, ptep)
+    flush_tlb_page(mm, addr)
+    folio_remove_rmap(m, pfn)
+    put_page(m, pfn)
+    return True
+

@@ -1177,8 +1177,12 @@ def madvise_vma_behavior(mm, vma, prev, start, end, advice):
             return -EINVAL, prev
         if advice == _uapi.MADV_FREE and vma.vm_ops is not None:
             return -EINVAL, prev           # MADV_FREE is for private anonymous memory
+        if advice == _uapi.MADV_FREE:
+            return madvise_free(mm, vma, start, end), vma
         _vma.unmap_region(mm, [vma], start, end, start, end)
         note(mm, "madvise: pages of [%#x, %#x) dropped", start, end)
+    elif advice == _uapi.MADV_WILLNEED:
+        return madvise_willneed(mm, vma, start, end), vma
     elif advice == _uapi.MADV_REMOVE:
         if vma.vm_flags & VM_LOCKED or vma.vm_file is None:
             return -EINVAL, prev
@@ -1188,7 +1192,62 @@ def madvise_vma_behavior(mm, vma, prev, start, end, advice):
     elif advice in (_uapi.MADV_COLD, _uapi.MADV_PAGEOUT):
         if vma.vm_flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB):     # can_madv_lru_vma
             return -EINVAL, prev
+        madvise_cold_or_pageout(mm, vma, start, end, advice == _uapi.MADV_PAGEOUT)
     return 0, vma
+
+
+def madvise_willneed(mm, vma, start, end):
+    """madvise_willneed: for a file mapping, vfs_fadvise(POSIX_FADV_WILLNEED) of the range's file
+    offsets (readahead of those pages, capped as force_page_cache_ra caps it); anonymous memory has
+    nothing to read in without swap.  Returns 0."""
+    f = vma.vm_file
+    if f is None:
+        return 0
+    from . import fadvise
+    offset = ((start - vma.vm_start) >> PAGE_SHIFT << PAGE_SHIFT) + (vma.vm_pgoff << PAGE_SHIFT)
+    note(mm, "madvise_willneed: %s bytes %d..%d", f.file.path, offset, offset + end - start - 1)
+    fadvise.vfs_fadvise(f, offset, end - start, _uapi.POSIX_FADV_WILLNEED)
+    return 0
+
+
+def madvise_free(mm, vma, start, end):
+    """madvise_free_single_vma: the range's exclusive anonymous pages may be dropped by reclaim
+    unless written again first.  Returns 0."""
+    if mm.pgd is None:
+        return 0
+    from . import memory
+    n = memory.madvise_free_pte_range(mm, start, end)
+    note(mm, "madvise_free: %d page(s) of [%#x, %#x) lazily freeable", n, start, end)
+    return 0
+
+
+def madvise_cold_or_pageout(mm, vma, start, end, pageout):
+    """madvise_cold_or_pageout_pte_range: for each page-cache page mapped here by this mm alone:
+    clear its accessed bit and deactivate it (MADV_COLD), or reclaim it now (MADV_PAGEOUT: unmapped,
+    then freed if clean or written back if dirty).  NOTE: anonymous pages have no swap to go to and
+    no LRU list in mmlab; they are left alone, as Linux without swap keeps them."""
+    if mm.pgd is None:
+        return
+    from . import memory, vmscan, filemap
+    m = mm.machine
+    for a in range(start, end, PAGE_SIZE):
+        ptep = memory.lookup_ptep(mm, a)
+        if ptep is None:
+            continue
+        pte = memory.pgtable.ptep_get(mm, ptep)
+        if not pte & memory._PAGE_PRESENT or pte & memory._PAGE_SPECIAL:
+            continue
+        pfn = memory.pte_pfn(pte)
+        owner = m.page_owner_file.get(pfn)
+        if owner is None or filemap.is_shmem(owner[0]) or m.mem_map.mapcount_[pfn] != 1:
+            continue
+        memory.pgtable.set_entry(mm, ptep, memory.pte_mkold(pte))
+        memory.flush_tlb_page(mm, a)
+        if not pageout:
+            vmscan.folio_deactivate(m, pfn)
+            m.mem_map.flags_[pfn] &= ~memory.PG_referenced
+            continue
+        vmscan.reclaim_page(m, pfn)
 
 
 def check_vma_flags(vma, write):
@@ -1282,8 +1341,9 @@ def sys_madvise(mm, start, length, advice):
 def sys_msync(mm, start, length, flags):
     """msync: write back shared file pages of the range (MS_SYNC); ENOMEM for unmapped parts.
 
-    NOTE: the writeback itself is a hook for mm/filemap.py; here msync
-    checks its arguments and the mappings as Linux does.
+    MS_SYNC writes back each shared file mapping's part of the range and
+    waits (filemap.vfs_fsync_range); MS_ASYNC starts nothing (Linux 2.6.19
+    on); MS_INVALIDATE only checks for mlocked mappings.
     """
     if flags & ~(MS_ASYNC | MS_INVALIDATE | MS_SYNC):
         return -EINVAL
@@ -1311,11 +1371,16 @@ def sys_msync(mm, start, length, flags):
             unmapped_error = -ENOMEM
         if flags & MS_INVALIDATE and vma.vm_flags & VM_LOCKED:
             return -EBUSY
+        # The file bytes this part of the VMA maps (fstart..fend, inclusive).
+        fstart = (start - vma.vm_start) + (vma.vm_pgoff << PAGE_SHIFT)
+        fend = fstart + (min(end, vma.vm_end) - start) - 1
         start = vma.vm_end
         if flags & MS_SYNC and vma.vm_file is not None and vma.vm_flags & VM_SHARED:
+            # MS_SYNC: vfs_fsync_range writes the range back and waits; MS_ASYNC does nothing
+            # since Linux 2.6.19 (dirty pages are tracked and the flusher writes them).
             writeback = _vma._hook("filemap", "vfs_fsync_range")
             if writeback is not None:
-                writeback(vma.vm_file, 0, ULONG_MAX)
+                writeback(vma.vm_file, fstart, fend)
         if start >= end:
             return unmapped_error
         vma = mm.find_vma(start)

@@ -725,13 +725,18 @@ def gfp_to_alloc_flags(gfp, order):
 def alloc_pages_slowpath(m, gfp, order, highest_zoneidx, migratetype):
     """__alloc_pages_slowpath: try again at the min watermark (lower still for atomic).
 
-    NOTE: the model stops here.  Linux would now wake kswapd, reclaim and
-    compact, and for order <= 3 without __GFP_NORETRY call the OOM killer
-    rather than fail; mmlab has no reclaimable memory in this layer yet, so
-    the allocation fails and the caller sees NULL.
+    When that fails and the caller may sleep (__GFP_DIRECT_RECLAIM), page
+    reclaim (mm/vmscan.py, reached through m.direct_reclaim, set at boot
+    once the LRU lists exist) frees page-cache pages and the allocation is
+    tried once more.  NOTE: no kswapd thread, no compaction and no OOM
+    killer: where Linux would kill a process for an order <= 3 request,
+    the model fails and the caller sees NULL.
     """
     alloc_flags = gfp_to_alloc_flags(gfp, order)
     pfn = get_page_from_freelist(m, gfp, order, alloc_flags, highest_zoneidx, migratetype)
+    if pfn is None and gfp & __GFP_DIRECT_RECLAIM and getattr(m, "direct_reclaim", None):
+        if m.direct_reclaim(m, gfp, order):          # __alloc_pages_direct_reclaim
+            pfn = get_page_from_freelist(m, gfp, order, alloc_flags, highest_zoneidx, migratetype)
     if pfn is None:
         note(m, "alloc_pages: out of memory for order %d (%s)", order, gfp_name(gfp))
     return pfn

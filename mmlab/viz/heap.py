@@ -72,6 +72,8 @@ KERNEL_ENTRIES = {
     "do_madvise": "madvise",
     "do_mremap": "mremap",
 }
+# glibc's own loads and stores enter the kernel too: a page fault, cut like a system call.
+FAULT_ENTRIES = {"handle_mm_fault"}
 
 MallocParams = collections.namedtuple("MallocParams", "mmap_threshold trim_threshold top_pad n_mmaps "
                                                       "no_dyn_threshold")
@@ -370,7 +372,7 @@ def heap_strip(x, *, names=None, scale="log", title=None, highlight=None, ax=Non
 
 # -- traces --------------------------------------------------------------------------------------
 
-_NOISE = re.compile(r"\b(mm|av)=(<[^>]*>|0x[0-9a-f]+)(, )?")
+_NOISE = re.compile(r"\b(mm|av)=(<[^>]*>|0x[0-9a-f]+|MM)(, )?|\bp=<Process [^>]*>(, )?")
 
 
 def event_text(e):
@@ -382,8 +384,9 @@ def call_path(t, kernel_depth=0, notes=True):
     """A trace of libc calls as text: every libc function, the kernel cut below its entry point.
 
     The entry (`__do_sys_brk`, `do_mmap`, `do_vmi_munmap`, `do_madvise`,
-    `do_mremap`) is shown with its result; `kernel_depth` levels of the
-    kernel's own calls under it are kept (0: none), and their notes.
+    `do_mremap`, or `handle_mm_fault` for a page fault glibc's own store
+    took) is shown with its result; `kernel_depth` levels of the kernel's
+    own calls under it are kept (0: none), and their notes.
     """
     kernel_depth = require_int("kernel_depth", kernel_depth, 0, 64)
     lines, cut = [], None
@@ -396,7 +399,7 @@ def call_path(t, kernel_depth=0, notes=True):
         if e.kind == "note" and not notes:
             continue
         lines.append(event_text(e))
-        if e.kind == "call" and e.func in KERNEL_ENTRIES and cut is None:
+        if e.kind == "call" and (e.func in KERNEL_ENTRIES or e.func in FAULT_ENTRIES) and cut is None:
             cut = e.depth
     return "\n".join(lines)
 
