@@ -32,3 +32,5 @@ __all__ += ["address_space", "vma_change", "maple_tree", "heap_picture", "brk_ti
 from .fork import ForkStory, sharing_timeline, sharing_figure, fork_cost, fork_cost_figure
 from . import fork
 __all__ += ["ForkStory", "sharing_timeline", "sharing_figure", "fork_cost", "fork_cost_figure", "fork"]
+from . import pagecache
+__all__ += ["pagecache"]

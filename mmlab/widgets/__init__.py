@@ -23,3 +23,5 @@ from .vmas import VmaPlayground, BrkSlider
 __all__ += ["VmaPlayground", "BrkSlider"]
 from .fork import ForkExplorer
 __all__ += ["ForkExplorer"]
+from .pagecache import ReadaheadExplorer
+__all__ += ["ReadaheadExplorer"]
