@@ -200,3 +200,22 @@ def test_with_read_ahead_kb_recovers_after_a_killed_holder():
     with ra.with_read_ahead_kb() as kb:
         assert kb == old
     assert not os.path.exists(ra.SAVED_PATH)
+
+
+@pytest.mark.skipif(HOST_REASON is not None, reason=f"host readahead: {HOST_REASON}")
+def test_remove_stale_files():
+    # a scenario directory whose process is gone is removed; a live process's stays
+    import subprocess
+    import sys
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    gone = os.path.join(ra.test_dir(), f"mmlab-readahead-{dead}-test")
+    alive = os.path.join(ra.test_dir(), f"mmlab-readahead-{os.getpid()}-test")
+    os.makedirs(gone)
+    os.makedirs(alive)
+    try:
+        ra.remove_stale_files()
+        assert not os.path.exists(gone)
+        assert os.path.isdir(alive)
+    finally:
+        os.rmdir(alive)

@@ -643,6 +643,20 @@ def run_host(name, read_ahead_kb=None, timeout=120, tries=3):
 _scenario_dir = None
 
 
+def remove_stale_files():
+    """Remove the scenario directories of processes gone without their atexit (pytest-xdist
+    workers end with os._exit); their names carry the owner's pid."""
+    for entry in os.listdir(test_dir()):
+        parts = entry.split("-")
+        if entry.startswith("mmlab-readahead-") and len(parts) == 4 and parts[2].isdigit():
+            try:
+                os.kill(int(parts[2]), 0)
+            except ProcessLookupError:
+                shutil.rmtree(os.path.join(test_dir(), entry), ignore_errors=True)
+            except PermissionError:
+                pass                    # alive, someone else's
+
+
 def scenario_file(driver, timeout=120):
     """The FILE_PAGES-page file the scenarios read, written and fsynced once a process.
 
@@ -651,7 +665,8 @@ def scenario_file(driver, timeout=120):
     """
     global _scenario_dir
     if _scenario_dir is None or not os.path.isdir(_scenario_dir):
-        _scenario_dir = tempfile.mkdtemp(prefix="mmlab-readahead-", dir=test_dir())
+        remove_stale_files()
+        _scenario_dir = tempfile.mkdtemp(prefix=f"mmlab-readahead-{os.getpid()}-", dir=test_dir())
         atexit.register(shutil.rmtree, _scenario_dir, True)
     path = os.path.join(_scenario_dir, "file")
     if not os.path.exists(path) or os.path.getsize(path) != FILE_PAGES * PAGE_SIZE:
