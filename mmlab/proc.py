@@ -7,6 +7,7 @@ NUMA balancing, hugetlb) print as 0, in the places Linux 6.18 prints them.
 """
 from .arch import PAGE_SHIFT, PAGE_SIZE, VMALLOC_START, VMALLOC_END
 from .mm import page_alloc as pa
+from .mm import vmscan
 
 # enum node_stat_item, by the names /proc/zoneinfo prints (Linux 6.18, x86_64).
 NODE_STAT_ITEMS = [
@@ -92,8 +93,9 @@ class Proc:
             out.append(f"Node 0, zone {z.name:>8s}")
             if z is first_populated:
                 out.append("  per-node stats")
+                lru = vmscan.lru_sizes(m)
                 for name in NODE_STAT_ITEMS:
-                    out.append(f"      {name:<12s} {m.node_stat.get(name, 0)}")
+                    out.append(f"      {name:<12s} {lru.get(name, m.node_stat.get(name, 0))}")
             out.append(f"  pages free     {z.nr_free_pages}")
             out.append(f"        boost    {z.watermark_boost}")
             for label, w in (("min", pa.WMARK_MIN), ("low", pa.WMARK_LOW), ("high", pa.WMARK_HIGH),
@@ -109,8 +111,10 @@ class Proc:
             out.append(f"      {'nr_free_pages':<12s} {z.nr_free_pages}")
             blocks = sum(z.free_area[o].nr_free << o for o in range(pa.PAGEBLOCK_ORDER, pa.NR_PAGE_ORDERS))
             out.append(f"      {'nr_free_pages_blocks':<12s} {blocks}")
+            lru = {name.replace("nr_", "nr_zone_", 1) if name != "nr_mlock" else name: value
+                   for name, value in vmscan.lru_sizes(m, z).items()}
             for name in ZONE_STAT_ITEMS + NUMA_STAT_ITEMS:
-                out.append(f"      {name:<12s} {z.vm_stat.get(name, 0)}")
+                out.append(f"      {name:<12s} {lru.get(name, z.vm_stat.get(name, 0))}")
             out.append("  pagesets")
             if pagesets:
                 threshold = vmstat_threshold(z, m.cpus)
@@ -141,8 +145,7 @@ class Proc:
         ns = m.node_stat
         free = sum(z.nr_free_pages for z in m.zones)
         file_pages = ns["nr_file_pages"]
-        lru = {k: ns[k] for k in ("nr_active_anon", "nr_inactive_anon", "nr_active_file",
-                                  "nr_inactive_file", "nr_unevictable")}
+        lru = vmscan.lru_sizes(m)
         slab_r = ns["nr_slab_reclaimable"]
         slab_u = ns["nr_slab_unreclaimable"]
         vmalloc_pages = getattr(m, "vmalloc_nr_pages", lambda: 0)()
@@ -156,7 +159,7 @@ class Proc:
             ("Active(anon)", lru["nr_active_anon"]), ("Inactive(anon)", lru["nr_inactive_anon"]),
             ("Active(file)", lru["nr_active_file"]), ("Inactive(file)", lru["nr_inactive_file"]),
             ("Unevictable", lru["nr_unevictable"]),
-            ("Mlocked", sum(z.vm_stat.get("nr_mlock", 0) for z in m.zones)),
+            ("Mlocked", lru["nr_mlock"]),
             ("SwapTotal", 0), ("SwapFree", 0), ("Zswap", 0), ("Zswapped", 0),
             ("Dirty", ns["nr_dirty"]), ("Writeback", ns["nr_writeback"]),
             ("AnonPages", ns["nr_anon_pages"]), ("Mapped", ns["nr_mapped"]), ("Shmem", ns["nr_shmem"]),

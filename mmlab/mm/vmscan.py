@@ -450,3 +450,69 @@ def check_lru(m):
 
 __all__ = ["folio_add_lru", "folio_mark_accessed", "folio_activate", "folio_deactivate", "shrink_node",
            "try_to_free_pages", "drop_caches", "try_to_unmap", "folio_referenced"]
+
+
+# -- what /proc/meminfo and /proc/zoneinfo count on the lists -----------------------------
+
+def mlocked_pfns(m):
+    """The frames PG_mlocked marks: every frame some VM_LOCKED VMA maps (mlock_folio, munlock_folio).
+
+    Linux sets the flag as a locked VMA maps a page (at fault, at mlock) and
+    clears it when the last locked mapping goes (mlock_count); the frames so
+    marked are exactly those a locked VMA maps now, which is what this
+    collects.  The zero page is never mlocked; PFNMAP/IO VMAs map no pages.
+    """
+    import numpy as np
+    from . import pgtable
+    from .vma import VM_LOCKED, VM_IO, VM_PFNMAP
+    found = []
+    for p in m.processes.values():
+        mm = p.mm
+        if mm.pgd is None or not mm.locked_vm:
+            continue
+        for vma in mm.vma_list():
+            if vma.vm_flags & VM_LOCKED and not vma.vm_flags & (VM_IO | VM_PFNMAP):
+                ptes = pgtable.get_ptes(mm, vma.vm_start, vma.vm_end)
+                keep = ((ptes & np.uint64(pgtable._PAGE_PRESENT | pgtable._PAGE_PROTNONE)) != 0) & \
+                    ((ptes & np.uint64(pgtable._PAGE_SPECIAL)) == 0)
+                found.append(((ptes[keep] & np.uint64(pgtable.PTE_PFN_MASK)) >> np.uint64(12)).astype(np.int64))
+    if not found:
+        return np.zeros(0, dtype=np.int64)
+    return np.unique(np.concatenate(found))
+
+
+def lru_sizes(m, zone=None):
+    """The LRU list sizes Linux reports (nr_{in,}active_{anon,file}, nr_unevictable) and nr_mlock.
+
+    The file lists are this file's.  Anonymous and shmem pages are on no
+    list in the model (no swap, nothing to reclaim them to), but Linux keeps
+    them on the anon lists, new ones inactive, and never activates them
+    without reclaim scanning: they are counted from their flags
+    (PG_lru and PG_swapbacked, PG_active).  MADV_FREE'd pages sit on the
+    inactive file list in Linux (lru_lazyfree).  Mlocked pages are moved
+    to the unevictable list (mlock_folio), whatever list they were on.
+    With `zone`, only that zone's frames.
+    """
+    import numpy as np
+    flags = m.mem_map.flags
+    lo, hi = (0, len(flags)) if zone is None else (zone.zone_start_pfn, zone.zone_end_pfn)
+    span = flags[lo:hi]
+    locked = mlocked_pfns(m)
+    locked = locked[(locked >= lo) & (locked < hi)] - lo
+    is_locked = np.zeros(hi - lo, dtype=bool)
+    is_locked[locked] = True
+    swap = np.uint32(PG_lru | filemap.PG_swapbacked)
+    anon = ((span & swap) == swap) & ~is_locked
+    active = (span & np.uint32(PG_active)) != 0
+
+    def listed(pfns):
+        a = np.fromiter(pfns, dtype=np.int64, count=len(pfns))
+        a = a[(a >= lo) & (a < hi)] - lo
+        return int(np.count_nonzero(~is_locked[a]))
+
+    return {"nr_active_anon": int(np.count_nonzero(anon & active)),
+            "nr_inactive_anon": int(np.count_nonzero(anon & ~active)),
+            "nr_active_file": listed(m.lru_active_file),
+            "nr_inactive_file": listed(m.lru_inactive_file) + listed(m.lazyfree),
+            "nr_unevictable": int(np.count_nonzero(is_locked & ((span & np.uint32(PG_lru)) != 0))),
+            "nr_mlock": len(locked)}
