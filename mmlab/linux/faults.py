@@ -13,7 +13,6 @@ numbers renamed by first appearance ("Z" the zero page, "-" not present,
 "F0", "F1", ... the rest), so the two can be compared line by line.
 Fault counts are getrusage deltas on the host and p.rusage() deltas here.
 """
-import hashlib
 import os
 import subprocess
 
@@ -43,15 +42,7 @@ def host_skip_reason():
 
 def build_driver():
     """The compiled fault driver (cached by source hash)."""
-    with open(DRIVER_SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    path = os.path.join(_sc._cache_dir(), f"fault_driver-{digest}")
-    if not os.access(path, os.X_OK):
-        tmp = f"{path}.{os.getpid()}"
-        subprocess.run([_sc._compiler(), "-O1", "-o", tmp, DRIVER_SOURCE], check=True,
-                       capture_output=True)
-        os.replace(tmp, path)
-    return path
+    return _sc.compile_cached(DRIVER_SOURCE, "fault_driver", ("-O1",))
 
 
 def canonical(lines):

@@ -17,13 +17,12 @@ buffer is on the stack, so its VMAs are those of any small program.
 Each run is a new exec, so the layout is randomised afresh: run_probe(n)
 samples where the kernel put start_brk, mmap_base and the stack.
 """
-import hashlib
 import os
 import subprocess
 import sys
 from collections import namedtuple
 
-from .scenario import _cache_dir, _compiler, HostUnavailable
+from .scenario import _compiler, compile_cached, HostUnavailable
 
 PAGE = 4096
 PROBE_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "layout_probe.c")
@@ -110,17 +109,7 @@ def build_probe():
     reason = skip_reason()
     if reason:
         raise HostUnavailable(reason)
-    with open(PROBE_SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    path = os.path.join(_cache_dir(), f"layout_probe-{digest}")
-    if os.access(path, os.X_OK):
-        return path
-    tmp = f"{path}.{os.getpid()}.tmp"        # built aside, then renamed: parallel test workers race here
-    done = subprocess.run([_compiler(), "-O2", "-o", tmp, PROBE_SOURCE], capture_output=True, text=True)
-    if done.returncode:
-        raise HostUnavailable(f"cc failed to build the layout probe: {done.stderr.strip()[:500]}")
-    os.replace(tmp, path)
-    return path
+    return compile_cached(PROBE_SOURCE, "layout_probe")
 
 
 def parse_probe(text):

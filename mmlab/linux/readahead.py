@@ -149,7 +149,6 @@ window.  host_read_ahead_kb() reads under the same lock.
 import atexit
 import contextlib
 import fcntl
-import hashlib
 import os
 import shutil
 import subprocess
@@ -599,14 +598,7 @@ def with_read_ahead_kb(kb=None):
 
 def build_driver():
     """The compiled readahead driver (cached by source hash)."""
-    with open(DRIVER_SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    path = os.path.join(_sc._cache_dir(), f"readahead_driver-{digest}")
-    if not os.access(path, os.X_OK):
-        tmp = f"{path}.{os.getpid()}"
-        subprocess.run([_sc._compiler(), "-O1", "-o", tmp, DRIVER_SOURCE], check=True, capture_output=True)
-        os.replace(tmp, path)
-    return path
+    return _sc.compile_cached(DRIVER_SOURCE, "readahead_driver", ("-O1",))
 
 
 def evicted(result):

@@ -369,23 +369,36 @@ def _cache_dir():
     raise HostUnavailable("no writable directory for the compiled scenario driver")
 
 
+def compile_cached(source, stem, flags=("-O2",)):
+    """Compile one C file with the system's cc, once per source text; the executable's path.
+
+    The executable is cached under its source's hash (so an edited driver
+    is rebuilt) and built aside, then renamed, because parallel test
+    workers race to build it.  HostUnavailable when there is no compiler
+    or the build fails.
+    """
+    cc = _compiler()
+    if cc is None:
+        raise HostUnavailable(f"no C compiler (cc, gcc or clang) to build {os.path.basename(source)}")
+    with open(source, "rb") as f:
+        digest = hashlib.sha256(f.read() + " ".join(flags).encode()).hexdigest()[:16]
+    path = os.path.join(_cache_dir(), f"{stem}-{digest}")
+    if os.access(path, os.X_OK):
+        return path
+    tmp = f"{path}.{os.getpid()}.tmp"
+    done = subprocess.run([cc, *flags, "-o", tmp, source], capture_output=True, text=True)
+    if done.returncode:
+        raise HostUnavailable(f"cc failed to build {os.path.basename(source)}: {done.stderr.strip()[:500]}")
+    os.replace(tmp, path)
+    return path
+
+
 def build_driver():
-    """The path of the compiled driver, built with cc on first use (cached by source hash)."""
+    """The path of the compiled scenario driver, built with cc -O2 on first use."""
     reason = host_skip_reason()
     if reason:
         raise HostUnavailable(reason)
-    with open(DRIVER_SOURCE, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()[:16]
-    path = os.path.join(_cache_dir(), f"scenario_driver-{digest}")
-    if os.access(path, os.X_OK):
-        return path
-    tmp = f"{path}.{os.getpid()}.tmp"        # built aside, then renamed: pytest-xdist workers race here
-    cmd = [_compiler(), "-O2", "-o", tmp, DRIVER_SOURCE]
-    done = subprocess.run(cmd, capture_output=True, text=True)
-    if done.returncode:
-        raise HostUnavailable(f"cc failed to build the scenario driver: {done.stderr.strip()[:500]}")
-    os.replace(tmp, path)
-    return path
+    return compile_cached(DRIVER_SOURCE, "scenario_driver")
 
 
 def _fs_type(path):
