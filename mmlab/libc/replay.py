@@ -30,7 +30,6 @@ report, so the two can be compared line by line.  Addresses are printed as
 offsets from the initial break ("heap+0x2a0"), or from the start of their
 own mapping for mmapped chunks ("mmap+0x10"), so ASLR does not matter.
 """
-import atexit
 import ctypes
 import ctypes.util
 import os
@@ -39,7 +38,6 @@ import random
 import shutil
 import subprocess
 import sys
-import tempfile
 
 from .malloc import IS_MMAPPED, SIZE, PREV_SIZE, CHUNK_HDR_SZ, DEFAULT_MMAP_THRESHOLD
 from ..uapi import PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MAP_FIXED_NOREPLACE
@@ -184,22 +182,10 @@ def host_skip_reason():
     return None
 
 
-_built = {}
-
-
-def build_driver(directory=None):
-    """Compile malloc_driver.c (cc -O0) once per process; returns the executable's path."""
-    if "path" in _built:
-        return _built["path"]
-    if directory is None:
-        directory = tempfile.mkdtemp(prefix="mmlab-malloc-")
-        atexit.register(shutil.rmtree, directory, True)
-    exe = os.path.join(directory, "malloc_driver")
-    cc = shutil.which("cc") or shutil.which("gcc")
-    subprocess.run([cc, "-O0", "-fno-builtin", "-o", exe, DRIVER_SOURCE], check=True,
-                   capture_output=True)
-    _built["path"] = exe
-    return exe
+def build_driver():
+    """Compile malloc_driver.c (cc -O0 -fno-builtin, so every call reaches glibc); the executable's path."""
+    from ..linux.scenario import compile_cached
+    return compile_cached(DRIVER_SOURCE, "malloc_driver", ("-O0", "-fno-builtin"))
 
 
 def run_host_raw(trace):
