@@ -128,7 +128,9 @@ class BlockDevice:
 
     def set_read_ahead_kb(self, kb):
         """queue/read_ahead_kb (blockdev --setra): new files opened later get ra_pages = kb / 4."""
-        self.read_ahead_kb = require_int("kb", kb, 0, 1 << 31)
+        # read_ahead_kb_store keeps whole pages (ra_pages = kb >> 2); the file reads back ra_pages * 4.
+        kb = require_int("kb", kb, 0, 1 << 31)
+        self.read_ahead_kb = (kb >> (PAGE_SHIFT - 10)) << (PAGE_SHIFT - 10)
 
     # -- submitting and completing ---------------------------------------------
     def submit_bio(self, op, sector, pages, end_io):

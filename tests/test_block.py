@@ -111,3 +111,12 @@ def test_files_have_consecutive_extents(m):
     a = m.fs.create("/data/a", 3 << 20)
     b = m.fs.create("/data/b", 1 << 20)
     assert b.sector >= a.sector + (3 << 20) // 512
+
+
+def test_read_ahead_kb_keeps_whole_pages():
+    # read_ahead_kb_store: ra_pages = kb >> 2; reading the file back shows ra_pages << 2
+    from mmlab import Machine
+    m = Machine(ram="128MiB")
+    for kb, shown in ((3, 0), (130, 128), (8192, 8192)):
+        m.set_read_ahead_kb(kb)
+        assert (m.disk.read_ahead_kb, m.disk.ra_pages) == (shown, shown // 4)

@@ -405,3 +405,16 @@ def test_meminfo_counts_the_cache(env):
     assert mi["Cached"] - base["Cached"] == 32 * 4          # the read-around window
     assert mi["Mapped"] - base["Mapped"] == 16 * 4          # fault-around mapped 16
     assert mi["Active(file)"] + mi["Inactive(file)"] - base["Active(file)"] - base["Inactive(file)"] == 32 * 4
+
+
+@pytest.mark.parametrize("length", [0, 2 * PG])
+def test_fadvise_dontneed_negative_offset_drops_nothing(env, length):
+    # generic_fadvise: start_index = (offset + PAGE_SIZE - 1) >> PAGE_SHIFT is stored in an unsigned
+    # pgoff_t, so a negative offset starts past every page; returns 0 and drops (and writes) nothing
+    m, p, f, fd = env
+    p.pread(fd, 16 * PG, 0)
+    m.idle(10**9)
+    before = filemap.cached_indexes(f)
+    writes = m.disk.stats["writes"]
+    assert p.fadvise(fd, -PG, length, POSIX_FADV_DONTNEED) == 0
+    assert filemap.cached_indexes(f) == before and m.disk.stats["writes"] == writes

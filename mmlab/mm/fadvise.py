@@ -85,15 +85,19 @@ def fadvise_dontneed(f, offset, endbyte):
     file = f.file
     if file.i_mapping is None:
         return
-    page_writeback.filemap_fdatawrite_range(file, max(0, offset), endbyte)
+    if offset >= 0:                     # a negative range_start gives writeback no page to start at
+        page_writeback.filemap_fdatawrite_range(file, offset, endbyte)
     start_index = (offset + PAGE_SIZE - 1) >> PAGE_SHIFT
+    if start_index < 0:
+        # Stored in an unsigned pgoff_t, a negative index lies past every page: nothing is dropped.
+        return
     end_index = endbyte >> PAGE_SHIFT
     if endbyte & (PAGE_SIZE - 1) != PAGE_SIZE - 1 and endbyte != file.size - 1:
         if end_index == 0:
             return
         end_index -= 1
-    if end_index >= max(0, start_index):
-        n = filemap.invalidate_mapping_pages(file, max(0, start_index), end_index)
+    if end_index >= start_index:
+        n = filemap.invalidate_mapping_pages(file, start_index, end_index)
         note(f, "fadvise DONTNEED: %d page(s) of %d..%d dropped", n, start_index, end_index)
 
 
