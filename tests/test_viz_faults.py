@@ -21,13 +21,20 @@ def test_second_write_takes_no_fault():
 
 
 def test_private_file_write_is_do_cow_fault():
+    # do_cow_fault asks the file's ->fault (tmpfs: shmem_fault) for the page it copies
     (s,) = F.fault_case("file private", ["write"])
-    assert s.path[-1] == "do_cow_fault"
+    assert s.path[-2:] == ["do_cow_fault", "shmem_fault"]
 
 
 def test_shared_file_write_is_do_shared_fault():
     (s,) = F.fault_case("file shared", ["write"])
-    assert s.path[-1] == "do_shared_fault"
+    assert s.path[-2:] == ["do_shared_fault", "shmem_fault"]
+
+
+def test_shared_anon_read_ends_in_shmem_fault():
+    # fault-around finds no page in a shmem hole; shmem_fault allocates one (not the zero page)
+    (s,) = F.fault_case("anon shared", ["read"])
+    assert s.path[-3:] == ["do_read_fault", "do_fault_around", "shmem_fault"]
 
 
 def test_write_to_read_only_is_sigsegv_accerr_and_charges_nothing():

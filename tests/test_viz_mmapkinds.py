@@ -30,9 +30,9 @@ def test_who_sees_the_childs_write():
 
 
 def test_first_write_to_private_file_is_do_cow_fault():
-    # no read first: the write fault copies the cache page in do_cow_fault
+    # no read first: the write fault copies the cache page in do_cow_fault, which asks shmem_fault for it
     rows = K.run_kind(False, False, read_first=False)
-    assert rows[0]["step"] == "write" and rows[0]["handlers"] == ["do_cow_fault"]
+    assert rows[0]["step"] == "write" and rows[0]["handlers"] == ["do_cow_fault", "shmem_fault"]
 
 
 def test_handlers_of_the_private_anon_steps():

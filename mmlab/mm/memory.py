@@ -542,7 +542,13 @@ def should_fault_around(vmf):
 
 
 def do_page_fault_file(vmf):
-    """__do_fault: vma->vm_ops->fault for vmf.pgoff; (pfn, ret), pfn None with VM_FAULT_RETRY or an error."""
+    """__do_fault: vma->vm_ops->fault for vmf.pgoff; (pfn, ret), pfn None with VM_FAULT_RETRY or an error.
+
+    The path records which ->fault ran: shmem_fault (tmpfs, shared
+    anonymous memory: it allocates a zeroed page for a hole) or
+    filemap_fault (a disk file: the page cache, reading it in if needed).
+    """
+    vmf.path.append("shmem_fault" if filemap.is_shmem(vma_file(vmf.vma)) else "filemap_fault")
     return filemap.vma_fault(vmf)
 
 

@@ -25,7 +25,7 @@ from ..uapi import PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS
 
 KINDS = [(False, True), (True, True), (False, False), (True, False)]
 STEPS = ["read", "write", "fork", "child write"]
-HANDLERS = ("do_anonymous_page", "do_read_fault", "do_fault_around", "do_cow_fault",
+HANDLERS = ("do_anonymous_page", "do_read_fault", "do_fault_around", "shmem_fault", "filemap_fault", "do_cow_fault",
             "do_shared_fault", "do_wp_page", "wp_page_copy", "wp_page_reuse", "wp_page_shared")
 
 
