@@ -11,20 +11,23 @@ import numpy as _np
 
 SEGV_MAPERR = 1     # no mapping at the address (include/uapi/asm-generic/siginfo.h)
 SEGV_ACCERR = 2     # a mapping exists but its protection forbids the access
+SI_KERNEL = 0x80    # sent by the kernel itself: a general protection fault, si_addr 0
 
 
 class SegmentationFault(Exception):
     """A user access the kernel answers with SIGSEGV.
 
     `address` is the faulting address and `code` is SEGV_MAPERR or
-    SEGV_ACCERR, as siginfo's si_addr and si_code carry them.
+    SEGV_ACCERR, as siginfo's si_addr and si_code carry them; a
+    non-canonical address raises a general protection fault instead of a
+    page fault, which arrives as SI_KERNEL with address 0.
     """
 
     def __init__(self, address, code, reason=""):
         self.address = address
         self.code = code
         self.reason = reason
-        name = {SEGV_MAPERR: "SEGV_MAPERR", SEGV_ACCERR: "SEGV_ACCERR"}.get(code, str(code))
+        name = {SEGV_MAPERR: "SEGV_MAPERR", SEGV_ACCERR: "SEGV_ACCERR", SI_KERNEL: "SI_KERNEL"}.get(code, str(code))
         msg = f"SIGSEGV at {address:#x} ({name})"
         super().__init__(f"{msg}: {reason}" if reason else msg)
 

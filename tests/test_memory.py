@@ -386,3 +386,36 @@ def test_handle_mm_fault_names_the_path_it_took(m, p):
     assert again.path == ["handle_pte_fault"]                       # spurious: already writable
     assert (read.ret, write.ret) == (0, 0)
     m.check()
+
+
+def test_store_into_a_forbidden_page_writes_nothing(m, p):
+    # a store across a page boundary into PROT_NONE: SIGSEGV, and the first page keeps its bytes
+    from mmlab.uapi import PROT_NONE
+    a = p.mmap(0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS)
+    p.store(a + PAGE_SIZE - 2, b"xy")
+    p.mprotect(a + PAGE_SIZE, PAGE_SIZE, PROT_NONE)
+    with pytest.raises(SegmentationFault) as e:
+        p.store(a + PAGE_SIZE - 2, b"abcd")
+    assert e.value.code == SEGV_ACCERR and e.value.address == a + PAGE_SIZE
+    assert p.load(a + PAGE_SIZE - 2, 2) == b"xy"
+    m.check()
+
+
+@pytest.mark.parametrize("addr", [1 << 47, 0x7fff_ffff_ffff + 1 + (1 << 40), 0xffff_7fff_ffff_f000])
+def test_non_canonical_address_is_a_general_protection_fault(m, p, addr):
+    # #GP, not #PF: SIGSEGV with si_code SI_KERNEL and si_addr 0 (exc_general_protection); nothing charged
+    from mmlab import SI_KERNEL
+    before = p.rusage()
+    for access in (lambda: p.load(addr, 1), lambda: p.store(addr, b"x"), lambda: p.touch(addr, 1)):
+        with pytest.raises(SegmentationFault) as e:
+            access()
+        assert (e.value.code, e.value.address) == (SI_KERNEL, 0)
+    assert p.rusage() == before
+    m.check()
+
+
+def test_kernel_half_address_is_segv_maperr(m, p):
+    # canonical but above TASK_SIZE: a page fault the kernel refuses, SEGV_MAPERR at the address
+    with pytest.raises(SegmentationFault) as e:
+        p.load(0xffff_8880_0000_0000, 1)
+    assert (e.value.code, e.value.address) == (SEGV_MAPERR, 0xffff_8880_0000_0000)

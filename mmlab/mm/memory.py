@@ -61,7 +61,7 @@ allocation that fails makes the access raise MemoryError).
 import numpy as np
 
 from ..arch import PAGE_SHIFT, PAGE_SIZE
-from ..errors import (KernelBug, InvariantError, SegmentationFault, SEGV_MAPERR, SEGV_ACCERR,
+from ..errors import (KernelBug, InvariantError, SegmentationFault, SEGV_MAPERR, SEGV_ACCERR, SI_KERNEL,
                       BusError, BUS_ADRERR)
 from ..trace import traced, note
 from ..uapi import (GFP_HIGHUSER_MOVABLE, GFP_TRANSHUGE, GFP_TRANSHUGE_LIGHT, __GFP_ZERO, __GFP_COMP,
@@ -260,7 +260,14 @@ def lock_mm_and_find_vma(mm, address):
 
 
 def find_user_vma(mm, address, write):
-    """do_user_addr_fault's checks: the VMA to fault in, or SegmentationFault (nothing changed)."""
+    """do_user_addr_fault's checks: the VMA to fault in, or SegmentationFault (nothing changed).
+
+    A non-canonical address (bits 63..47 not all equal) never reaches the
+    page-fault handler: the CPU raises #GP, and exc_general_protection
+    sends SIGSEGV as SI_KERNEL with address 0.
+    """
+    if address >> 47 not in (0, (1 << 17) - 1):
+        raise SegmentationFault(0, SI_KERNEL, f"{address:#x} is not canonical: a general protection fault")
     vma = lock_mm_and_find_vma(mm, address)
     if vma is None:
         raise SegmentationFault(address, SEGV_MAPERR, "no mapping covers the address")
@@ -1177,10 +1184,17 @@ def translate(p, addr, write):
 
 
 def user_store(p, addr, data):
-    """copy_to_user, as a program's stores: write data at addr, faulting page by page."""
+    """A program's stores: write data at addr, faulting page by page.
+
+    Every page is made writable (faulting in order) before any byte is
+    written, so a store that runs into a page it may not write raises
+    SegmentationFault and leaves memory as it was, as one x86 store
+    instruction does; the pages before the bad one keep the faults they took.
+    """
     tlb = mm_tlb(p.mm)
     data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
     size = len(data)
+    pieces = []
     pos = 0
     while pos < size:
         a = addr + pos
@@ -1189,8 +1203,10 @@ def user_store(p, addr, data):
         e = tlb.get(a >> PAGE_SHIFT)
         if e is None or not e[2]:
             e = tlb_fill(p, a, True)
-        e[3][off:off + n] = data[pos:pos + n]
+        pieces.append((e[3], off, pos, n))
         pos += n
+    for page, off, pos, n in pieces:
+        page[off:off + n] = data[pos:pos + n]
 
 
 def user_load(p, addr, size):
