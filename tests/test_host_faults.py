@@ -82,6 +82,14 @@ SCENARIOS = {
             "touch 0 0 512 1", "touch 0 512 512 1", "pfn 0 512", "pfn 0 513", "fork",
             "touch 0 512 512 1", "exit", "touch 0 512 512 1", "fork", "touch 0 0 1 1", "pfn 0 1",
             "exit", "touch 0 0 512 1", "unmap 0"],
+    # mlockall(MCL_FUTURE): later mappings are populated at mmap, so touching them takes no fault
+    "mlockall future": ["lockall 2", f"map 0 16 {RW} {ANON} -", "touch 0 0 16 1", f"map 1 8 {R} {ANON} -",
+                        "touch 1 0 8 0", "pfn 1 0"],
+    # mlockall(MCL_CURRENT): writable private memory is faulted in for writing (no COW left), read-only
+    # memory maps the zero page; mlockall(MCL_FUTURE|MCL_ONFAULT) populates nothing
+    "mlockall current": [f"map 0 16 {RW} {ANON} -", "touch 0 0 4 0", f"map 1 4 {R} {ANON} -", "lockall 1",
+                         "touch 0 0 16 1", "touch 1 0 4 0", "pfn 1 0", "lockall 6", f"map 2 8 {RW} {ANON} -",
+                         "touch 2 0 8 1"],
     # without MADV_HUGEPAGE: 4 KiB faults
     "thp madvise mode, no advice": [f"map 0 512 {RW} {ANON} -", "touch 0 0 512 1"],
     # an unaligned, short VMA cannot hold a THP even with the advice

@@ -225,6 +225,10 @@ int main(void)
 			int r = mlock(base[id], len[id]);
 			getrusage(RUSAGE_SELF, &b);
 			printf("flt %ld %ld ret %d\n", b.ru_minflt - a.ru_minflt, b.ru_majflt - a.ru_majflt, r);
+		} else if (!strcmp(op, "lockall")) {
+			/* no fault count: MCL_CURRENT faults in the driver's own memory too */
+			sscanf(line, "%*s %d", &flags);
+			printf("ret %d\n", mlockall(flags));
 		} else if (!strcmp(op, "rss0")) {
 			rss_now(rss_base);
 			printf("rss0\n");

@@ -159,6 +159,9 @@ class ModelRun:
         mn, mj, r = self._faults(lambda: self._ret(lambda: self.p.mlock(self.base[id_], self.len[id_])))
         return f"flt {mn} {mj} ret {r}"
 
+    def op_lockall(self, flags):
+        return f"ret {self._ret(lambda: self.p.mlockall(int(flags)))}"
+
     def _rss(self):
         from ..mm import memory
         r = memory.mm_rss(self.m, self.p.mm)
