@@ -178,7 +178,7 @@ def chunk_timeline(result, ax=None, title=None):
     if result.bitrate:
         period = result.chunk * 8 / result.bitrate * 1e3
         ax.axhline(period, color="#444444", ls=":", lw=1)
-        ax.annotate("one chunk's playing time", (t[-1] if len(t) else 0, period), ha="right",
+        ax.annotate("one chunk's playing time", (t[0] if len(t) else 0, period), ha="left",
                     textcoords="offset points", xytext=(0, 3), fontsize=8, color="#444444")
     ax.set_xlabel("playback time (s, simulated clock)")
     ax.set_ylabel("wait for the chunk (ms)")
