@@ -547,3 +547,21 @@ def test_first_mmapped_chunk_takes_one_fault(p, libc):
     assert p.rusage()[0] - before[0] == 1
     assert p.pagemap(b - 16) >> 63 == 1             # the header's page is present
     assert p.pagemap(b + 4096) >> 63 == 0           # the rest is not
+
+
+def test_check_of_a_corrupted_link_neither_faults_nor_signals():
+    # a use-after-free write into a tcache entry: m.check() names it, without a SIGSEGV and without
+    # faulting the page it points into (the checker reads the page tables, not through the TLB)
+    from mmlab import Machine, InvariantError
+    m = Machine(ram="256MiB")
+    p = m.spawn("a.out")
+    libc = p.libc
+    a = libc.malloc(24)
+    libc.malloc(24)
+    libc.free(a)
+    for target in (0x414141414141 << 4, a + 0x10000):       # unmapped; in top, not yet touched
+        p.store(a, ((a >> 12) ^ target).to_bytes(8, "little"))
+        faults = p.rusage()
+        with pytest.raises(InvariantError, match="no page present"):
+            m.check()
+        assert p.rusage() == faults

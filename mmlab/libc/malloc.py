@@ -44,6 +44,7 @@ huge-page tunables (glibc.malloc.hugetlb), malloc_info, the MALLOC_CHECK_
 debugging hooks, and the GLIBC_TUNABLES environment (the defaults are used).
 """
 import collections
+import contextlib
 import weakref
 
 from ..errors import SegmentationFault, SEGV_MAPERR, ENOMEM, EINVAL, require_int
@@ -341,6 +342,42 @@ class ProcessMemory:
             n = min(PAGESIZE - off, end - addr)
             yield addr, off, n
             addr += n
+
+    # -- the checker's view: no fault, no accessed bit ------------------------------------
+    def peek_bytes(self, addr, length):
+        """The bytes at [addr, addr+length) as the page tables hold them, without touching the process.
+
+        check_heap reads through this, so that checking a corrupted heap
+        neither faults a page in nor raises SIGSEGV: a link into no page is
+        an InvariantError.
+        """
+        from ..errors import InvariantError
+        m, mm = self.process.machine, self.mm
+        out = []
+        for a, off, n in self.pieces(addr & MASK64, length):
+            w = self.arena.get(a >> 12)
+            if w is not None:
+                out.append(w.obj[off:off + n])
+                continue
+            pte = _memory.pgtable_get_one(mm, a) if mm.pgd is not None else 0
+            if not pte & (_memory._PAGE_PRESENT | _memory._PAGE_PROTNONE):
+                raise InvariantError(f"check_heap: malloc's metadata at {a:#x} is in no page present in memory")
+            page = m.page_contents.get(_memory.pte_pfn(pte))
+            out.append(bytes(page[off:off + n]) if page is not None else bytes(n))
+        return b"".join(out)
+
+    def peek_word(self, addr):
+        return int.from_bytes(self.peek_bytes(addr, 8), "little")
+
+    @contextlib.contextmanager
+    def peeking(self):
+        """Within: read_word peeks (the checker's view), so nothing it reads changes the process."""
+        saved = self.read_word
+        self.read_word = self.peek_word
+        try:
+            yield
+        finally:
+            self.read_word = saved
 
     def read_bytes(self, addr, length):
         """memcpy from memory: the bytes at [addr, addr+length), loaded page by page."""
@@ -2341,6 +2378,12 @@ def check_heap(libc):
 
     if not libc.malloc_initialized:
         return
+    with libc.mem.peeking():
+        check_heap_words(libc, fail)
+
+
+def check_heap_words(libc, fail):
+    """check_heap's body, reading memory through the checker's view."""
     av = libc.av
     rd = libc.mem.read_word
     mp = libc.mp
