@@ -169,6 +169,12 @@ CORRUPTIONS = [
     ("a tcache link made misaligned", ["m 0 24", "m 1 24", "F 1", "F 0", "W 0 0 8", "m 2 24", "m 3 24"]),
     ("a fastbin chunk's size changed", [f"m {k} 40" for k in range(9)] + [f"f {k}" for k in range(7)]
      + ["F 7", "W 7 -8 33", "m 10 24"] + [f"m {k} 40" for k in range(11, 19)]),
+    # glibc's release-build assert()s: the "House of Orange" check of top in sysmalloc
+    ("top's size shrunk (sysmalloc assert)", ["m 0 24", "W 0 24 33", "m 1 100000"]),
+    ("top's PREV_INUSE cleared (sysmalloc assert)", ["m 0 24", "W 0 24 3408", "m 1 4096"]),
+    # ... and _int_malloc's: the chunk the binmap finds is smaller than the request
+    ("a binned chunk's size shrunk (_int_malloc assert)", ["m 0 2000", "m 1 24", "F 0", "m 2 3000", "W 0 -8 257",
+                                                           "m 3 500"]),
     ("an unsorted chunk's bk made NULL (SIGSEGV)", ["m 0 2000", "m 1 24", "F 0", "W 0 8 0", "m 2 3000"]),
     ("an unsorted chunk's bk redirected", ["m 0 2000", "m 1 24", "m 2 2000", "m 3 24", "F 0", "W 0 8 -48",
                                            "m 4 3000"]),

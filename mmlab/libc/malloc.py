@@ -793,6 +793,13 @@ class Libc:
         note(self, "malloc_printerr: %s", message)
         raise GlibcAbort(message)
 
+    def malloc_assert(self, ok, function, assertion):
+        """__malloc_assert: glibc keeps malloc.c's assert()s in release builds; a false one aborts."""
+        if not ok:
+            message = f"Fatal glibc error: malloc assertion failure in {function}: {assertion}"
+            note(self, "%s", message)
+            raise GlibcAbort(message)
+
     # == initialisation (arena.c) ==========================================================
 
     def malloc_init_state(self, av):
@@ -1202,6 +1209,8 @@ class Libc:
                 continue
             size = self.chunksize(victim)
             note(self, "_int_malloc: binmap finds %#x (size %#x)", victim, size)
+            # The first chunk of a higher bin must be big enough; a shrunk size header trips this.
+            self.malloc_assert(size >= nb, "_int_malloc", "(unsigned long) (size) >= (unsigned long) (nb)")
             self.take_chunk(av, victim, size, nb, "malloc(): corrupted unsorted chunks 2", True)
             return victim + CHUNK_HDR_SZ
 
@@ -1413,6 +1422,18 @@ class Libc:
                 return mm
             tried_mmap = True
         note(self, "sysmalloc: grow the heap%s", " (mmap failed)" if tried_mmap else "")
+        old_top = self.top(av)
+        old_size = self.chunksize(old_top)
+        old_end = (old_top + old_size) & MASK64
+        # The "House of Orange" check: a top whose size was overwritten is caught here.
+        self.malloc_assert(
+            (old_top == self.initial_top(av) and old_size == 0)
+            or (old_size >= MINSIZE and self.chunksize_nomask(old_top) & PREV_INUSE
+                and old_end & (PAGESIZE - 1) == 0),
+            "sysmalloc", "(old_top == initial_top (av) && old_size == 0) || ((unsigned long) (old_size) >= "
+            "MINSIZE && prev_inuse (old_top) && ((unsigned long) old_end & (pagesize - 1)) == 0)")
+        self.malloc_assert(old_size < nb + MINSIZE, "sysmalloc",
+                           "(unsigned long) (old_size) < (unsigned long) (nb + MINSIZE)")
         self.sysmalloc_brk(nb, av)
         system_mem = self.system_mem(av)
         if system_mem > self.mem.read_word(av + AV_MAX_SYSTEM_MEM):
