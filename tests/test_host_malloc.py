@@ -138,6 +138,14 @@ FAULTS = [
     ("malloc_trim drops the pages inside free chunks", [
         "P", "Z", "m 0 24", "m 1 60000", "m 2 24", "w 1 60000", "z", "f 1", "t 0", "z",
         f"M 0 {0x21000}", "m 3 60000", "w 3 60000", "z"]),
+    # mallopt(M_PERTURB): alloc_perturb fills what was asked for, free_perturb the freed chunk, so
+    # every page of a block faults at malloc; the tcache paths fill nothing
+    ("M_PERTURB fills at malloc and free", ["o -6 65", "P", "Z", "m 0 100000", "z", "m 1 24", "z", "f 0", "z"]),
+    ("M_PERTURB through every bin", ["o -6 170", "P", "Z"] + [f"m {k} {n}" for k, n in enumerate(
+        [24, 40, 100, 500, 2000, 5000, 30000])] + ["z"] + [f"f {k}" for k in range(7)] + ["z"]
+        + [f"m {k} 40" for k in range(10, 20)] + [f"f {k}" for k in range(10, 20)] + ["z"]),
+    ("M_PERTURB with calloc and realloc", ["o -6 1", "P", "Z", "c 0 10 100", "z", "c 1 1 200000", "z",
+                                           "f 1", "z", "r 0 5000", "z"]),
 ]
 
 

@@ -565,3 +565,24 @@ def test_check_of_a_corrupted_link_neither_faults_nor_signals():
         with pytest.raises(InvariantError, match="no page present"):
             m.check()
         assert p.rusage() == faults
+
+
+def test_perturb_fills_blocks_as_glibc_does():
+    # mallopt(M_PERTURB, 0x41): alloc_perturb writes 0x41 ^ 0xff over what was asked for; a chunk freed to
+    # the unsorted bin gets 0x41 over its user area (past the links free writes after); tcache hits get neither
+    from mmlab import Machine
+    m = Machine(ram="256MiB")
+    p = m.spawn("a.out")
+    libc = p.libc
+    assert libc.mallopt(uapi.M_PERTURB, 0x41) == 1
+    a = libc.malloc(2000)
+    libc.malloc(24)                                          # keeps a off top
+    assert p.load(a, 2000) == bytes([0xbe]) * 2000
+    libc.free(a)                                             # 2000 bytes: past the tcache, to the unsorted bin
+    # fd, bk, then fd_nextsize and bk_nextsize cleared (a large chunk), then the perturb byte
+    assert p.load(a + 16, 16) == bytes(16) and p.load(a + 32, 64) == b"\x41" * 64
+    t = libc.malloc(24)
+    p.store(t + 16, b"XYZ")
+    libc.free(t)
+    assert libc.malloc(24) == t and p.load(t + 16, 3) == b"XYZ"    # tcache put and get: no fill
+    m.check()

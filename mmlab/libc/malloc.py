@@ -971,6 +971,13 @@ class Libc:
 
     @traced(name="_int_malloc")
     def int_malloc(self, av, nbytes):
+        """_int_malloc: the chunk for nbytes (int_malloc_chunk), filled by alloc_perturb as every path does."""
+        victim = self.int_malloc_chunk(av, nbytes)
+        if victim and self.perturb_byte:
+            self.alloc_perturb(victim, nbytes)
+        return victim
+
+    def int_malloc_chunk(self, av, nbytes):
         """_int_malloc: carve nbytes from the arena; returns mem or 0 (errno ENOMEM).
 
         Steps, in glibc's order:
@@ -1837,9 +1844,14 @@ class Libc:
         mem.write_word(p + size + PREV_SIZE, size)
 
     def free_perturb(self, mem_addr, n):
-        """free_perturb: with M_PERTURB, freed memory is filled with the perturb byte."""
-        # NOTE: M_PERTURB's fills (free_perturb, alloc_perturb) are not modelled; with the
-        # default perturb byte, 0, glibc does not fill either.
+        """free_perturb: with M_PERTURB, freed memory is filled with the perturb byte (touching its pages)."""
+        if self.perturb_byte:
+            self.mem.write_bytes(mem_addr, bytes([self.perturb_byte]) * n)
+
+    def alloc_perturb(self, mem_addr, n):
+        """alloc_perturb: with M_PERTURB, the n bytes asked for are filled with the perturb byte ^ 0xff."""
+        if self.perturb_byte:
+            self.mem.write_bytes(mem_addr, bytes([self.perturb_byte ^ 0xff]) * n)
 
     @traced
     def malloc_consolidate(self, av):
@@ -2096,6 +2108,8 @@ class Libc:
             return 0
         p = mem - CHUNK_HDR_SZ
         if self.chunk_is_mmapped(p):
+            if self.perturb_byte:           # alloc_perturb filled it: clear what was asked for
+                self.mem.zero(mem, nbytes)
             return mem                      # fresh pages are zero already
         csz = self.chunksize(p)
         if self.perturb_byte == 0 and p == oldtop and csz > oldtopsize:
