@@ -447,7 +447,10 @@ class Process:
         """fork: a child with a copy of this address space (copy-on-write) and of the descriptors."""
         self._live()
         from .kernel import fork as _fork
-        return _fork.copy_process(self)
+        child = _fork.copy_process(self)
+        if getattr(self, "_libc", None) is not None:
+            child._libc = self._libc.dup_for_child(child)      # glibc's variables, copied with libc's .data
+        return child
 
     def exit(self):
         """exit: unmap everything (exit_mmap), close every file, leave the machine's process list."""

@@ -586,3 +586,24 @@ def test_perturb_fills_blocks_as_glibc_does():
     libc.free(t)
     assert libc.malloc(24) == t and p.load(t + 16, 3) == b"XYZ"    # tcache put and get: no fill
     m.check()
+
+
+def test_fork_gives_the_child_a_copy_of_malloc():
+    # the child's malloc carves from the inherited heap where the parent's would, and frees what the
+    # parent allocated before the fork (main_arena, mp_ and the heap are copy-on-write copies)
+    from mmlab import Machine
+    m = Machine(ram="256MiB")
+    p = m.spawn("a.out")
+    libc = p.libc
+    a, big = libc.malloc(24), libc.malloc(300000)
+    c = p.fork()
+    child = c.libc
+    assert child is not libc and child.malloc(40) == libc.malloc(40)
+    child.free(a)
+    child.free(big)
+    assert (child.mp.n_mmaps, libc.mp.n_mmaps) == (0, 1)
+    assert child.malloc(24) == a                             # from the child's own tcache
+    m.check()
+    c.exit()
+    libc.free(big)
+    m.check()

@@ -3,8 +3,9 @@
 Models kernel/fork.c (copy_process, dup_mm, dup_mmap) and mm/rmap.c's
 anon_vma_fork; the page tables are copied by mm/memory.py's copy_page_range.
 
-NOTE: a single-threaded fork: no signals, no credentials beyond uid, no
-glibc state (the child's p.libc starts as None).
+NOTE: a single-threaded fork: no signals, no credentials beyond uid.
+glibc's malloc state lives partly in Python (mmlab.libc); p.fork()
+copies it into the child after copy_process (Libc.dup_for_child).
 """
 import itertools
 

@@ -534,6 +534,27 @@ class Libc:
         self._new_mappings = []         # mappings the running call made
         register_heap_check(self)
 
+    def dup_for_child(self, child):
+        """fork: the child's malloc is a copy of this one.
+
+        In a real child, main_arena and mp_ (libc's .data) and the heap are
+        copy-on-write copies of the parent's, so its next malloc carves from
+        the same heap and it may free what the parent allocated before the
+        fork.  The heap's words are already in the child's pages (dup_mmap
+        copied them); this copies libc's own variables and arena words.
+        """
+        new = Libc(child)
+        if new.av != self.av:
+            raise ValueError(f"child: main_arena at {new.av:#x}, not the parent's {self.av:#x}")
+        for k in self._SCALARS + ("_brk_initial", "errno"):
+            setattr(new, k, getattr(self, k))
+        vars(new.mp).update(vars(self.mp))
+        new.mmapped = dict(self.mmapped)
+        new.segments = [list(seg) for seg in self.segments]
+        for vpn, words in self.mem.arena.items():
+            new.mem.arena[vpn][:] = words
+        return new
+
     def __repr__(self):
         top = self.top(self.av) if self.malloc_initialized else 0
         return (f"<Libc heap {self.mp.sbrk_base:#x}..{self.curbrk or 0:#x} top={top:#x} "
