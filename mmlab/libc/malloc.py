@@ -1575,10 +1575,15 @@ class Libc:
             if old_size >= MINSIZE:
                 self.int_free(av, old_top, True)
 
-    def sysmalloc_mmap_fallback(self, size, nb, old_size, pagesize, minsize, av):
-        """sysmalloc_mmap_fallback: brk failed; map at least 1 MiB to serve as more heap.
+    def sysmalloc_mmap_fallback(self, size, nb, old_size, minsize, pagesize, av):
+        """sysmalloc_mmap_fallback: brk failed; map memory elsewhere to serve as more heap.
 
-        Returns (address or MAP_FAILED, size mapped).
+        Returns (address or MAP_FAILED, size mapped).  NOTE: glibc 2.36's
+        sysmalloc passes (pagesize, MMAP_AS_MORECORE_SIZE) to parameters
+        declared (minsize, pagesize), and the model keeps glibc's call as it
+        is: in a contiguous arena the size is rounded up to a multiple of
+        1 MiB (not to a page, with a 1 MiB floor), and once the arena is
+        non-contiguous a fallback maps just the page-rounded request.
         """
         if self.contiguous(av):
             size = signed64(align_up((size + old_size) & MASK64, pagesize))   # cannot merge with old top

@@ -93,6 +93,11 @@ SCENARIOS = {
         "a mapping in the heap's way: brk fails, 1 MiB of mmap stands in, fenceposts close the old top",
         _lines("m 0 24; B 262144 4096; m 1 100000; m 2 100000; i; m 3 100000; i; m 4 200000",
                "m 5 2000; f 1; f 2; i; t 0; i")),
+    "brk_blocked_twice": (
+        "glibc 2.36 swaps sysmalloc_mmap_fallback's minsize and pagesize: the first stand-in is rounded up to whole "
+        "MiB, later ones (the arena now non-contiguous) are just the page-rounded request",
+        _lines("B 139264 4096; m 0 24", "; ".join(f"m {k} 100000" for k in range(1, 14)), "i",
+               "o -3 33554432; m 20 1500000; i; m 21 2000000; i")),
     "foreign_sbrk": (
         "the program moves the break itself: malloc fences off its old top and goes on above",
         _lines("m 0 24; b 4096; m 1 100000; m 2 100000; i; m 3 5000; f 1; i; b 100",
