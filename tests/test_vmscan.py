@@ -149,3 +149,21 @@ def test_drop_caches_frees_frames(m):
     m.drop_caches(1)
     m.drain_all_pages()
     assert free_pages(m) == free0
+
+
+def test_pageout_leaves_dirty_pages_dirty(m):
+    # MADV_PAGEOUT of dirty shared-file pages: unmapped, but only kswapd writes file pages from reclaim,
+    # so they stay cached and dirty until the flusher (seen on Linux 6.18: cachestat dirty 64 before and after)
+    from mmlab.uapi import MADV_PAGEOUT
+    f = m.fs.create("/data/f", 64 * PG)
+    p = m.spawn()
+    a = p.mmap(0, 64 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, p.open("/data/f", O_RDWR), 0)
+    for i in range(64):
+        p.store(a + i * PG, b"d")
+    writes = m.disk.stats["writes"]
+    p.madvise(a, 64 * PG, MADV_PAGEOUT)
+    info = m.proc.meminfo_dict()
+    assert (info["Dirty"], len(filemap.cached_indexes(f)), m.disk.stats["writes"]) == (256, 64, writes)
+    assert all(p.mincore(a, 64 * PG))                        # still resident in the page cache
+    assert p.pagemap(a) >> 63 == 0                           # but no longer mapped
+    m.check()

@@ -276,15 +276,21 @@ def shrink_folio_list(m, pfns):
 
 
 def reclaim_page(m, pfn):
-    """reclaim_pages for one page (MADV_PAGEOUT): references ignored, unmapped, freed if clean,
-    written back if dirty.  True if it was freed."""
+    """reclaim_pages for one page (MADV_PAGEOUT): references ignored, unmapped, freed if clean.
+
+    A dirty page is unmapped but not written: in shrink_folio_list only
+    kswapd may write a file page back ("Only kswapd can writeback
+    filesystem folios"), so this caller marks it for reclaim and puts it
+    back on the active list (activate_locked), dirty and cached, for the
+    flusher.  True if the page was freed.
+    """
     flags = m.mem_map.flags_
     if flags[pfn] & (PG_locked | PG_writeback):
         return False
     if m.mem_map.mapcount_[pfn] and not try_to_unmap(m, pfn):
         return False
     if flags[pfn] & PG_dirty:
-        pageout(m, pfn)
+        folio_activate(m, pfn)
         return False
     file, index = m.page_owner_file[pfn]
     filemap.delete_from_page_cache(file, index)
