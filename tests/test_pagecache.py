@@ -418,3 +418,26 @@ def test_fadvise_dontneed_negative_offset_drops_nothing(env, length):
     writes = m.disk.stats["writes"]
     assert p.fadvise(fd, -PG, length, POSIX_FADV_DONTNEED) == 0
     assert filemap.cached_indexes(f) == before and m.disk.stats["writes"] == writes
+
+
+def test_store_into_a_large_folio_dirties_the_whole_folio():
+    # the pread ramp builds an order-4 folio at pages 32-47 (page_cache_async_ra); one store into it makes
+    # 16 pages dirty, as on Linux 6.18 (cachestat: dirty 16), and msync writes them all
+    from mmlab import Machine
+    from mmlab.uapi import O_RDWR, PROT_READ, PROT_WRITE, MAP_SHARED, MS_SYNC
+    m = Machine(ram="256MiB")
+    p = m.spawn("a.out")
+    m.fs.create("/data/v", 16 << 20)
+    fd = p.open("/data/v", O_RDWR)
+    for i in range(105):
+        p.pread(fd, PG, i * PG)
+    m.idle(10**9)
+    a = p.mmap(0, 16 << 20, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+    p.store(a + 40 * PG, b"x")
+    assert m.proc.meminfo_dict()["Dirty"] == 64
+    p.store(a + 1 * PG, b"x")                               # page 1 is an order-0 folio
+    assert m.proc.meminfo_dict()["Dirty"] == 68
+    written = m.disk.stats["write_bytes"]
+    p.msync(a, 16 << 20, MS_SYNC)
+    assert m.disk.stats["write_bytes"] - written == 17 * PG and m.proc.meminfo_dict()["Dirty"] == 0
+    m.check()

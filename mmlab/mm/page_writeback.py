@@ -50,7 +50,26 @@ def writeback_init(m):
 
 def folio_mark_dirty(m, file, index, pfn):
     """folio_mark_dirty: PG_dirty; for a disk file also NR_FILE_DIRTY, the dirty tag and the inode's
-    place on the flusher's list (__mark_inode_dirty).  True if the page was clean."""
+    place on the flusher's list (__mark_inode_dirty).  True if the page was clean.
+
+    The dirty flag belongs to the folio: a store into one page of a large
+    folio dirties all its pages, so NR_FILE_DIRTY grows by the folio's size
+    and writeback writes it whole (seen on Linux 6.18: one store into a
+    16-page readahead folio made 64 kB dirty).
+    """
+    head_index, nr = filemap.folio_range(file, index, pfn)
+    if nr == 1:
+        return page_mark_dirty(m, file, index, pfn)
+    pages = file.i_mapping.pages
+    dirtied = False
+    for i in range(head_index, head_index + nr):
+        if i in pages:
+            dirtied |= page_mark_dirty(m, file, i, pages[i])
+    return dirtied
+
+
+def page_mark_dirty(m, file, index, pfn):
+    """folio_mark_dirty's work for one page of the folio."""
     flags = m.mem_map.flags_
     if flags[pfn] & PG_dirty:
         return False

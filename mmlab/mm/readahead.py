@@ -31,8 +31,10 @@ a multiple of 1 << min(ra->order, ffs(max_pages) - 1).  mmlab follows
 that arithmetic for disk files (m.fs.large_folios, True by default), so
 the windows and the resident pages are the kernel's, but stores every
 folio as order-0 pages (a folio of order k is 2**k pages added and read
-together, its PG_readahead on the first): mincore sees the same pages,
-/proc/kpageflags would see other folio sizes.  With
+together, its PG_readahead on the first, remembered as one folio: a
+store dirties it whole, DONTNEED drops it only whole): mincore, Dirty
+and the bytes written back are the kernel's; /proc/kpageflags would see
+other folio sizes.  With
 m.fs.large_folios = False (a filesystem without large folios, or a
 kernel before 6.16) every folio is order 0, ra->order stays 0 and the
 async trim is always to a multiple of 4 pages; tmpfs has no readahead.
