@@ -69,15 +69,19 @@ class FaultMachine(RuleBasedStateMachine):
     def store_load(self, data, payload):
         p = self.pick(data)
         a, n = self.region(data)
+        one_page = (a >> 12) == ((a + len(payload) - 1) >> 12)
+        before = (p.maps(), self.m.proc.meminfo(), p.rusage(), p.status()) if one_page else None
         try:
             p.store(a, payload)
         except SegmentationFault as e:
-            state = (p.rusage(), self.m.node_stat["nr_anon_pages"])
+            if one_page:                        # a store refused outright changes nothing at all
+                assert (p.maps(), self.m.proc.meminfo(), p.rusage(), p.status()) == before
+            state = (p.maps(), self.m.proc.meminfo(), p.rusage())
             try:
-                p.store(e.address, b"x")        # a bad access changes nothing
+                p.store(e.address, b"x")        # the page that refused refuses again, changing nothing
             except SegmentationFault:
                 pass
-            assert (p.rusage(), self.m.node_stat["nr_anon_pages"]) == state
+            assert (p.maps(), self.m.proc.meminfo(), p.rusage()) == state
             return
         except Exception as e:
             assert type(e).__name__ == "BusError", e
