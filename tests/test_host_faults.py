@@ -90,6 +90,10 @@ SCENARIOS = {
     "mlockall current": [f"map 0 16 {RW} {ANON} -", "touch 0 0 4 0", f"map 1 4 {R} {ANON} -", "lockall 1",
                          "touch 0 0 16 1", "touch 1 0 4 0", "pfn 1 0", "lockall 6", f"map 2 8 {RW} {ANON} -",
                          "touch 2 0 8 1"],
+    # stack growth: touches below a MAP_GROWSDOWN VMA extend it a page at a time, one fault each
+    # (what lies below the 64-page hole moves with ASLR, so the touches stay inside it)
+    "stack growth": [f"map 0 16 {RW} {ANON | 0x100} -", "touch 0 0 1 1", "hole 0 64", "below 0 8 1",
+                     "below 0 12 0", "below 0 60 1", "touch 0 0 16 0"],
     # without MADV_HUGEPAGE: 4 KiB faults
     "thp madvise mode, no advice": [f"map 0 512 {RW} {ANON} -", "touch 0 0 512 1"],
     # an unaligned, short VMA cannot hold a THP even with the advice

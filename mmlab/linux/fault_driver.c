@@ -5,6 +5,9 @@
  *   map ID NPAGES PROT FLAGS PATH|-   mmap at a 2 MiB aligned address        -> "map"
  *   touch ID PAGE NPAGES WRITE   access one byte a page                     -> "flt MIN MAJ" | "sig CODE PAGE"
  *   ttouch ID PAGE NPAGES WRITE  the same, timed                               -> "flt MIN MAJ SECONDS"
+ *   hole ID NPAGES               munmap the NPAGES pages below the region       -> "ret N"
+ *   below ID NPAGES WRITE        touch the NPAGES pages just below the region, top down (stack growth)
+ *                                                                              -> "flt MIN MAJ" | "sig CODE PAGE"
  *   pfn ID PAGE                  /proc/self/pagemap of the page              -> "pfn HEX" (-1: not present)
  *   prot ID PROT | unmap ID | advise ID PAGE NPAGES ADVICE | lock ID | lockall FLAGS   -> "ret N"
  *   rss0                          remember RssAnon and RssShmem now             -> "rss0"
@@ -83,6 +86,26 @@ static double now(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* below: the pages under a MAP_GROWSDOWN region, nearest first, as a stack grows. */
+static void below(int id, size_t n, int write)
+{
+	struct rusage a, b;
+	volatile char *p = (volatile char *)base[id];
+	getrusage(RUSAGE_SELF, &a);
+	if (sigsetjmp(jb, 1)) {
+		printf("sig %d %ld\n", sig_code, (long)(((intptr_t)sig_addr - (intptr_t)base[id]) / (long)PG));
+		return;
+	}
+	for (size_t i = 1; i <= n; i++) {
+		if (write)
+			p[-(long)(i * PG)] = 1;
+		else
+			(void)p[-(long)(i * PG)];
+	}
+	getrusage(RUSAGE_SELF, &b);
+	printf("flt %ld %ld\n", b.ru_minflt - a.ru_minflt, b.ru_majflt - a.ru_majflt);
 }
 
 /* ttouch: touch, also timed (for benchmarks/bench_faults.py). */
@@ -199,6 +222,12 @@ int main(void)
 		} else if (!strcmp(op, "touch")) {
 			sscanf(line, "%*s %d %zu %zu %d", &id, &page, &n, &w);
 			touch(id, page, n, w);
+		} else if (!strcmp(op, "hole")) {
+			sscanf(line, "%*s %d %zu", &id, &n);
+			printf("ret %d\n", munmap(base[id] - n * PG, n * PG));
+		} else if (!strcmp(op, "below")) {
+			sscanf(line, "%*s %d %zu %d", &id, &n, &w);
+			below(id, n, w);
 		} else if (!strcmp(op, "ttouch")) {
 			sscanf(line, "%*s %d %zu %zu %d", &id, &page, &n, &w);
 			ttouch(id, page, n, w);

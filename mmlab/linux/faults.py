@@ -131,6 +131,21 @@ class ModelRun:
             raise
         return f"flt {mn} {mj}"
 
+    def op_hole(self, id_, n):
+        base = self.base[id_]
+        return f"ret {self._ret(lambda: self.p.munmap(base - int(n) * PAGE_SIZE, int(n) * PAGE_SIZE))}"
+
+    def op_below(self, id_, n, write):
+        base, p = self.base[id_], self.p
+        before = p.rusage()
+        try:
+            for i in range(1, int(n) + 1):
+                p.touch(base - i * PAGE_SIZE, 1, bool(int(write)))
+        except SegmentationFault as e:
+            return f"sig {e.code} {-((base - e.address) // PAGE_SIZE) if e.address <= base else (e.address - base) // PAGE_SIZE}"
+        after = p.rusage()
+        return f"flt {after[0] - before[0]} {after[1] - before[1]}"
+
     def op_pfn(self, id_, page):
         from ..mm import memory
         e = self.p.pagemap(self.base[id_] + int(page) * PAGE_SIZE)
