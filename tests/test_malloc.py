@@ -16,16 +16,6 @@ from mmlab import uapi
 
 
 @pytest.fixture
-def m():
-    return Machine(ram="256MiB")
-
-
-@pytest.fixture
-def p(m):
-    return m.spawn()
-
-
-@pytest.fixture
 def libc(p):
     return p.libc
 
@@ -552,7 +542,7 @@ def test_first_mmapped_chunk_takes_one_fault(p, libc):
 def test_check_of_a_corrupted_link_neither_faults_nor_signals():
     # a use-after-free write into a tcache entry: m.check() names it, without a SIGSEGV and without
     # faulting the page it points into (the checker reads the page tables, not through the TLB)
-    from mmlab import Machine, InvariantError
+    from mmlab import InvariantError
     m = Machine(ram="256MiB")
     p = m.spawn("a.out")
     libc = p.libc
@@ -570,7 +560,6 @@ def test_check_of_a_corrupted_link_neither_faults_nor_signals():
 def test_perturb_fills_blocks_as_glibc_does():
     # mallopt(M_PERTURB, 0x41): alloc_perturb writes 0x41 ^ 0xff over what was asked for; a chunk freed to
     # the unsorted bin gets 0x41 over its user area (past the links free writes after); tcache hits get neither
-    from mmlab import Machine
     m = Machine(ram="256MiB")
     p = m.spawn("a.out")
     libc = p.libc
@@ -591,7 +580,6 @@ def test_perturb_fills_blocks_as_glibc_does():
 def test_fork_gives_the_child_a_copy_of_malloc():
     # the child's malloc carves from the inherited heap where the parent's would, and frees what the
     # parent allocated before the fork (main_arena, mp_ and the heap are copy-on-write copies)
-    from mmlab import Machine
     m = Machine(ram="256MiB")
     p = m.spawn("a.out")
     libc = p.libc

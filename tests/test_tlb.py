@@ -17,21 +17,11 @@ from mmlab import Machine, SegmentationFault, InvariantError
 from mmlab.arch import PAGE_SIZE
 from mmlab.mm import memory, pgtable
 from mmlab.uapi import (PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_ANONYMOUS, MADV_DONTNEED,
-                        MADV_HUGEPAGE, MREMAP_MAYMOVE)
+                        MREMAP_MAYMOVE)
 
 PG = PAGE_SIZE
 RW = PROT_READ | PROT_WRITE
 ANON = MAP_PRIVATE | MAP_ANONYMOUS
-
-
-@pytest.fixture
-def m():
-    return Machine(ram="256MiB")
-
-
-@pytest.fixture
-def p(m):
-    return m.spawn()
 
 
 def cached(p, addr):
