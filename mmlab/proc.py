@@ -104,7 +104,7 @@ class Proc:
             out.append(f"        spanned  {z.spanned_pages}")
             out.append(f"        present  {z.present_pages}")
             out.append(f"        managed  {z.managed_pages}")
-            out.append(f"        cma      0")
+            out.append("        cma      0")
             out.append("        protection: (" + ", ".join(str(r) for r in z.lowmem_reserve) + ")")
             if not z.populated():
                 continue

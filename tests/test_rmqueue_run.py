@@ -6,7 +6,6 @@ free lists (in list order), the same per-CPU lists and the same frame table.
 """
 import random
 
-import numpy as np
 from hypothesis import given, settings, strategies as st
 
 from mmlab import Machine

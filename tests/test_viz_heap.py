@@ -15,7 +15,6 @@ from matplotlib.figure import Figure
 
 from mmlab import Machine
 from mmlab.libc import GlibcAbort
-from mmlab.libc import malloc as M
 from mmlab.libc.replay import replay, run_host, host_skip_reason
 from mmlab.uapi import M_MMAP_THRESHOLD
 from mmlab.viz import heap as H

@@ -16,7 +16,7 @@ from matplotlib.collections import LineCollection
 from matplotlib.figure import Figure
 
 from mmlab import Machine
-from mmlab.arch import PAGE_SIZE, PAGE_OFFSET, VMALLOC_START, VMALLOC_END, MiB
+from mmlab.arch import PAGE_SIZE, PAGE_OFFSET, VMALLOC_START, VMALLOC_END
 from mmlab.linux import probes
 from mmlab.mm import vmalloc as vm
 from mmlab.viz import vmalloc as V

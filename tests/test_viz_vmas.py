@@ -19,9 +19,8 @@ from matplotlib.patches import Rectangle
 from mmlab import Machine
 from mmlab.arch import PAGE_SIZE, MiB, GiB
 from mmlab.linux import procmaps
-from mmlab.linux import scenario
 from mmlab.uapi import (PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, MAP_PRIVATE, MAP_SHARED,
-                        MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_FIXED_NOREPLACE, MADV_DONTFORK)
+                        MAP_ANONYMOUS, MAP_FIXED, MAP_GROWSDOWN, MAP_FIXED_NOREPLACE)
 from mmlab.viz import vmas as V
 from mmlab.widgets import VmaPlayground, BrkSlider
 from mmlab.widgets.vmas import parse_prot, free_window, maps_lines

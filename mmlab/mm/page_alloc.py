@@ -25,13 +25,13 @@ from collections import deque
 
 import numpy as np
 
-from ..arch import PAGE_SHIFT, PAGE_SIZE, PAGE_OFFSET, MAX_DMA_PFN, MAX_DMA32_PFN
+from ..arch import PAGE_SHIFT, PAGE_SIZE, PAGE_OFFSET
 from ..errors import KernelBug, require_int
 from .. import trace as _trace
 from ..trace import traced, note
 from ..uapi import (gfp_name, __GFP_DMA, __GFP_DMA32, __GFP_HIGHMEM, __GFP_MOVABLE,
                     __GFP_RECLAIMABLE, __GFP_HIGH, __GFP_KSWAPD_RECLAIM, __GFP_DIRECT_RECLAIM,
-                    __GFP_NOMEMALLOC, __GFP_ZERO, __GFP_COMP, __GFP_BITS_MASK)
+                    __GFP_NOMEMALLOC, __GFP_COMP, __GFP_BITS_MASK)
 
 MAX_PAGE_ORDER = 10
 NR_PAGE_ORDERS = MAX_PAGE_ORDER + 1

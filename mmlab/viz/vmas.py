@@ -42,7 +42,7 @@ import numpy as np
 from matplotlib.patches import Patch, Rectangle
 from matplotlib.ticker import MaxNLocator
 
-from ..arch import PAGE_SHIFT, PAGE_SIZE, TASK_SIZE, human
+from ..arch import PAGE_SIZE, human
 from ..errors import require_int
 from . import style
 

@@ -25,7 +25,7 @@ import ipywidgets as W
 
 from ..arch import PAGE_SIZE, MiB
 from ..mm.mmap import map_flags_name, prot_name
-from ..uapi import (PROT_NONE, PROT_READ, PROT_WRITE, PROT_EXEC, MAP_PRIVATE, MAP_SHARED,
+from ..uapi import (PROT_READ, PROT_WRITE, PROT_EXEC, MAP_PRIVATE, MAP_SHARED,
                     MAP_ANONYMOUS, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_GROWSDOWN,
                     O_RDWR)
 from .. import uapi
