@@ -183,6 +183,8 @@ CORRUPTIONS = [
     # ... and _int_malloc's: the chunk the binmap finds is smaller than the request
     ("a binned chunk's size shrunk (_int_malloc assert)", ["m 0 2000", "m 1 24", "F 0", "m 2 3000", "W 0 -8 257",
                                                            "m 3 500"]),
+    ("a large-bin chunk marked NON_MAIN_ARENA (_int_malloc assert)", [
+        "m 0 2000", "m 1 24", "m 2 1990", "m 3 24", "F 0", "m 4 3000", "W 0 -8 2021", "F 2", "m 5 3000"]),
     ("an unsorted chunk's bk made NULL (SIGSEGV)", ["m 0 2000", "m 1 24", "F 0", "W 0 8 0", "m 2 3000"]),
     ("an unsorted chunk's bk redirected", ["m 0 2000", "m 1 24", "m 2 2000", "m 3 24", "F 0", "W 0 8 -48",
                                            "m 4 3000"]),

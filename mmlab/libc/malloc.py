@@ -1307,6 +1307,8 @@ class Libc:
             fwd = rd(bck + FD)
             if fwd != bck:
                 size |= PREV_INUSE      # compare with whole size fields, which have it set
+                self.malloc_assert(not rd(rd(bck + BK) + SIZE) & NON_MAIN_ARENA, "_int_malloc",
+                                   "chunk_main_arena (bck->bk)")
                 if size < rd(rd(bck + BK) + SIZE):
                     # smaller than the smallest: goes last, a new size on the skip list
                     fwd = bck
@@ -1317,8 +1319,12 @@ class Libc:
                     wr(rd(victim + BK_NEXTSIZE) + FD_NEXTSIZE, victim)
                     wr(first + BK_NEXTSIZE, victim)
                 else:
+                    self.malloc_assert(not rd(fwd + SIZE) & NON_MAIN_ARENA, "_int_malloc",
+                                       "chunk_main_arena (fwd)")
                     while size < rd(fwd + SIZE):
                         fwd = rd(fwd + FD_NEXTSIZE)
+                        self.malloc_assert(not rd(fwd + SIZE) & NON_MAIN_ARENA, "_int_malloc",
+                                           "chunk_main_arena (fwd)")
                     if size == rd(fwd + SIZE):
                         fwd = rd(fwd + FD)      # always insert in the second position
                     else:
