@@ -309,10 +309,7 @@ class ProcessMemory:
         w = self.arena.get(vpn)
         if w is not None:
             return w
-        tlb = self.mm.tlb
-        e = tlb.get(vpn)
-        if e is None or (write and not e[2]):
-            e = _memory.tlb_fill(self.process, addr, write)
+        e = _memory.tlb_lookup(self.process, self.mm.tlb, addr, write)
         self.rpages[vpn] = e[1]
         if e[2]:
             self.wpages[vpn] = e[1]

@@ -1174,56 +1174,52 @@ def tlb_fill(p, addr, write):
     return entry
 
 
-def translate(p, addr, write):
-    """The frame behind addr after the access a load or store makes (faulting if it must)."""
-    tlb = mm_tlb(p.mm)
+def tlb_lookup(p, tlb, addr, write):
+    """The TLB entry for an access to addr: a hit, or tlb_fill's page walk (and fault)."""
     e = tlb.get(addr >> PAGE_SHIFT)
     if e is None or (write and not e[2]):
         e = tlb_fill(p, addr, write)
-    return e[0]
+    return e
 
 
-def user_store(p, addr, data):
-    """A program's stores: write data at addr, faulting page by page.
+def translate(p, addr, write):
+    """The frame behind addr after the access a load or store makes (faulting if it must)."""
+    return tlb_lookup(p, mm_tlb(p.mm), addr, write)[0]
 
-    Every page is made writable (faulting in order) before any byte is
-    written, so a store that runs into a page it may not write raises
-    SegmentationFault and leaves memory as it was, as one x86 store
-    instruction does; the pages before the bad one keep the faults they took.
+
+def user_pages(p, addr, size, write):
+    """Each page's part of [addr, addr+size), faulted in order: (page bytes, offset, position, length).
+
+    All pages are looked up before the caller copies a byte, so an access
+    that runs into a page it may not touch raises SegmentationFault with
+    nothing copied; the pages before the bad one keep the faults they took.
     """
     tlb = mm_tlb(p.mm)
-    data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
-    size = len(data)
     pieces = []
     pos = 0
     while pos < size:
         a = addr + pos
         off = a & (PAGE_SIZE - 1)
         n = min(PAGE_SIZE - off, size - pos)
-        e = tlb.get(a >> PAGE_SHIFT)
-        if e is None or not e[2]:
-            e = tlb_fill(p, a, True)
-        pieces.append((e[3], off, pos, n))
+        pieces.append((tlb_lookup(p, tlb, a, write)[3], off, pos, n))
         pos += n
-    for page, off, pos, n in pieces:
+    return pieces
+
+
+def user_store(p, addr, data):
+    """A program's stores: write data at addr, faulting page by page.
+
+    Nothing is written unless every page may be, as one x86 store
+    instruction behaves (user_pages).
+    """
+    data = memoryview(data).cast("B") if not isinstance(data, bytes) else data
+    for page, off, pos, n in user_pages(p, addr, len(data), True):
         page[off:off + n] = data[pos:pos + n]
 
 
 def user_load(p, addr, size):
     """copy_from_user, as a program's loads: size bytes from addr, faulting page by page."""
-    tlb = mm_tlb(p.mm)
-    out = []
-    pos = 0
-    while pos < size:
-        a = addr + pos
-        off = a & (PAGE_SIZE - 1)
-        n = min(PAGE_SIZE - off, size - pos)
-        e = tlb.get(a >> PAGE_SHIFT)
-        if e is None:
-            e = tlb_fill(p, a, False)
-        out.append(e[3][off:off + n])
-        pos += n
-    return b"".join(out)
+    return b"".join(page[off:off + n] for page, off, _, n in user_pages(p, addr, size, False))
 
 
 def mark_accessed(mm, addr, write):
