@@ -6,6 +6,9 @@
   (mmlab.linux.skip_reason gives the reason).
 - `m`, `p`: a 256 MiB machine and a process spawned on it, the scene most
   address-space tests start from (a file that wants another defines its own).
+- `fenced_window(pages)`: in process `p`, the base of a free window of
+  `pages` pages between two one-page shared mappings, which merge with
+  nothing, so VMA tests see exactly the VMAs they make.
 - `unchanged(m)`: a context manager asserting that a block leaves the
   machine exactly as it found it (for "a failed call changes nothing"):
   m.check() passes and every /proc view the model prints is the same.
@@ -35,6 +38,23 @@ def m():
 @pytest.fixture
 def p(m):
     return m.spawn("a.out")
+
+
+@pytest.fixture
+def fenced_window(p):
+    """fenced_window(pages): a free window in p fenced by shared PROT_NONE pages; its base address."""
+    return lambda pages: make_fenced_window(p, pages)
+
+
+def make_fenced_window(p, pages):
+    from mmlab.arch import PAGE_SIZE as P
+    from mmlab.uapi import PROT_NONE, MAP_PRIVATE, MAP_SHARED, MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE
+    base = p.mmap(0, (pages + 2) * P, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE) + P
+    p.munmap(base - P, (pages + 2) * P)
+    fence = MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED
+    p.mmap(base - P, P, PROT_NONE, fence)
+    p.mmap(base + pages * P, P, PROT_NONE, fence)
+    return base
 
 
 def proc_snapshot(m):

@@ -25,13 +25,9 @@ FIXED = ANON | MAP_FIXED
 
 
 @pytest.fixture
-def w(p):
+def w(fenced_window):
     """A free 256-page window, fenced by shared pages that merge with nothing."""
-    base = p.mmap(0, 258 * P, PROT_NONE, ANON | MAP_NORESERVE) + P
-    p.munmap(base - P, 258 * P)
-    p.mmap(base - P, P, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED)
-    p.mmap(base + 256 * P, P, PROT_NONE, MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED)
-    return base
+    return fenced_window(256)
 
 
 def state(m, p):

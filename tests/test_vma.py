@@ -14,7 +14,7 @@ from mmlab.arch import PAGE_SIZE
 from mmlab.mm import vma as V
 from mmlab.mm.vma import VM_DONTEXPAND
 from mmlab.process import show_map_vma
-from mmlab.uapi import (PROT_NONE, PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED,
+from mmlab.uapi import (PROT_READ, PROT_WRITE, MAP_PRIVATE, MAP_SHARED,
                         MAP_ANONYMOUS, MAP_FIXED, MAP_NORESERVE, O_RDWR)
 
 P = PAGE_SIZE
@@ -24,14 +24,9 @@ FIXED = ANON | MAP_FIXED
 
 
 @pytest.fixture
-def w(p):
+def w(fenced_window):
     """A free 64-page window, fenced by shared pages that never merge with anything."""
-    base = p.mmap(0, 66 * P, PROT_NONE, ANON | MAP_NORESERVE) + P
-    p.munmap(base - P, 66 * P)
-    fence = MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED
-    p.mmap(base - P, P, PROT_NONE, fence)
-    p.mmap(base + 64 * P, P, PROT_NONE, fence)
-    return base
+    return fenced_window(64)
 
 
 def layout(p, base, pages=64):
