@@ -23,13 +23,13 @@ from ..uapi import gfp_name
 from ..viz import buddy_blocks
 from ..viz import frames as F
 from ..viz.text import buddyinfo_change
-from .common import parse_gfp, figure_png, pre, error_html, info_html, strip_tags
+from .common import parse_gfp, figure_png, pre, error_html, info_html, strip_tags, Explorer
 
 GFP_CHOICES = ["GFP_KERNEL", "GFP_ATOMIC", "GFP_HIGHUSER_MOVABLE", "GFP_KERNEL | __GFP_RECLAIMABLE",
                "GFP_KERNEL | GFP_DMA32", "GFP_KERNEL | GFP_DMA", "GFP_NOWAIT"]
 
 
-class BuddyPlayground:
+class BuddyPlayground(Explorer):
     """An explorer of alloc_pages and free_pages on machine m.
 
     Attributes a test or a notebook can read: `allocations` (the live
@@ -69,20 +69,8 @@ class BuddyPlayground:
 
     # -- what the learner sees -------------------------------------------------
     @property
-    def message(self):
-        """The status line as plain text."""
-        return strip_tags(self.status.value)
-
-    @property
     def buddyinfo_text(self):
         return strip_tags(self.buddyinfo.value)
-
-    @property
-    def trace_text(self):
-        return strip_tags(self.trace.value)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- the buttons -------------------------------------------------------------
     def allocate(self, _button=None):

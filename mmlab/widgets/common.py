@@ -59,3 +59,22 @@ def info_html(text):
 def strip_tags(markup):
     """The text of the simple HTML these widgets write (tags dropped, entities decoded)."""
     return html.unescape(re.sub(r"<[^>]+>", "", markup))
+
+
+class Explorer:
+    """What the explorers share: `widget` is the view, shown when the explorer itself is displayed;
+    `status` the status line and `trace` the trace panel (where it has one), read back as plain text
+    for tests and for checked notebook cells."""
+
+    @property
+    def message(self):
+        """The status line as plain text."""
+        return strip_tags(self.status.value)
+
+    @property
+    def trace_text(self):
+        """The trace panel as plain text."""
+        return strip_tags(self.trace.value)
+
+    def _repr_mimebundle_(self, **kwargs):
+        return self.widget._repr_mimebundle_(**kwargs)

@@ -26,10 +26,10 @@ from .. import Machine
 from ..errors import require_int
 from ..libc import GlibcAbort
 from ..viz import heap as H
-from .common import figure_png, pre, error_html, info_html, strip_tags
+from .common import figure_png, pre, error_html, info_html, Explorer
 
 
-class HeapStepper:
+class HeapStepper(Explorer):
     """Step through a malloc trace on a process of machine `m` (by default a fresh seeded 256 MiB machine).
 
     `trace` is text, one call a line, in C (`p = malloc(24)`, `free(p)`) or
@@ -93,10 +93,6 @@ class HeapStepper:
         return step.view if step is not None else self.start
 
     @property
-    def message(self):
-        return strip_tags(self.status.value)
-
-    @property
     def heap_text(self):
         return H.heap_text(self.view)
 
@@ -126,9 +122,6 @@ class HeapStepper:
             title = f"after step {step.index}: {step.call.text}"
         return H.heap_strip(self.view, scale=self.scale, title=title,
                             highlight=step.result if step is not None and step.result else None)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- the controls -------------------------------------------------------------------
     def load(self, text=None):

@@ -16,13 +16,13 @@ from ..arch import PAGE_SHIFT
 from ..viz import physmem_map, pageblock_map
 from ..viz import frames as F
 from ..viz.style import size_of_frames
-from .common import figure_png, pre, error_html, strip_tags
+from .common import figure_png, pre, error_html, strip_tags, Explorer
 
 COLOURINGS = [("frame state (majority)", "majority"), ("frame state (mixed)", "mixed"),
               ("pageblock migrate type", "pageblock")]
 
 
-class PhysMemExplorer:
+class PhysMemExplorer(Explorer):
     """A zone menu, a zoom range slider over pfns, and the physical map of the range."""
 
     def __init__(self, m, zone=None, colouring="majority"):
@@ -49,13 +49,6 @@ class PhysMemExplorer:
     @property
     def summary_text(self):
         return strip_tags(self.summary.value)
-
-    @property
-    def message(self):
-        return strip_tags(self.status.value)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- events ------------------------------------------------------------------
     def on_zone(self, _change=None):

@@ -24,14 +24,14 @@ from ..mm import slub
 from ..uapi import gfp_name
 from ..viz import buddy_blocks
 from ..viz import slab as V
-from .common import parse_gfp, figure_png, pre, error_html, info_html, strip_tags
+from .common import parse_gfp, figure_png, pre, error_html, info_html, strip_tags, Explorer
 
 GFP_CHOICES = ["GFP_KERNEL", "GFP_ATOMIC", "GFP_KERNEL | __GFP_RECLAIMABLE", "GFP_KERNEL_ACCOUNT",
                "GFP_KERNEL | GFP_DMA", "GFP_KERNEL | __GFP_ZERO"]
 MAX_SIZE = 1 << 15          # the slider's end: past kmalloc-8k, into kmalloc_large
 
 
-class KmallocExplorer:
+class KmallocExplorer(Explorer):
     """Size → cache, geometry and waste; kmalloc and kfree on machine m, with the slab drawn.
 
     Attributes a test or a notebook can read: `held` (the live (addr, size,
@@ -84,20 +84,8 @@ class KmallocExplorer:
 
     # -- what the learner sees -------------------------------------------------------
     @property
-    def message(self):
-        """The status line as plain text."""
-        return strip_tags(self.status.value)
-
-    @property
     def info_text(self):
         return strip_tags(self.info.value)
-
-    @property
-    def trace_text(self):
-        return strip_tags(self.trace.value)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- the controls --------------------------------------------------------------------
     def on_slider(self, _change=None):

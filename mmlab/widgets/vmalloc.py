@@ -22,13 +22,13 @@ from ..arch import parse_size
 from ..errors import KernelBug
 from ..mm import vmalloc as vm
 from ..viz import vmalloc as V
-from .common import figure_png, pre, error_html, info_html, strip_tags
+from .common import figure_png, pre, error_html, info_html, Explorer
 
 CALLS = ["vmalloc", "vzalloc", "kvmalloc"]
 MAX_PICTURE_PAGES = 8192        # the space picture stops here (32 MiB of address space)
 
 
-class VmallocExplorer:
+class VmallocExplorer(Explorer):
     """An explorer of vmalloc, vfree and the lazy purge on machine m.
 
     Attributes a test or a notebook can read: `held` (the live (addr, size,
@@ -69,11 +69,6 @@ class VmallocExplorer:
 
     # -- what the learner sees ---------------------------------------------------
     @property
-    def message(self):
-        """The status line as plain text."""
-        return strip_tags(self.status.value)
-
-    @property
     def vmallocinfo_text(self):
         return self.m.proc.vmallocinfo()
 
@@ -82,13 +77,6 @@ class VmallocExplorer:
         """The vmalloc space as text, one character per page (mmlab.viz.vmalloc.space_text)."""
         npages, cols = self.window()
         return V.space_text(self.m, npages=npages, cols=cols)
-
-    @property
-    def trace_text(self):
-        return strip_tags(self.trace.value)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- the buttons ---------------------------------------------------------------
     def allocate(self, _button=None):

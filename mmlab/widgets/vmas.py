@@ -30,7 +30,7 @@ from ..uapi import (PROT_READ, PROT_WRITE, PROT_EXEC, MAP_PRIVATE, MAP_SHARED,
                     O_RDWR)
 from .. import uapi
 from ..viz import vmas as V
-from .common import figure_png, pre, error_html, info_html, strip_tags
+from .common import figure_png, pre, error_html, info_html, Explorer
 
 OPS = ["mmap", "munmap", "mprotect", "madvise"]
 KINDS = ["private anonymous", "shared anonymous", "private file", "shared file"]
@@ -93,7 +93,7 @@ def maps_lines(p, lo, hi):
     return "\n".join(out)
 
 
-class VmaPlayground:
+class VmaPlayground(Explorer):
     """Apply mmap, munmap, mprotect and madvise to a window of process p, and redraw its VMAs.
 
     Attributes a test or a notebook can read: `base` (the window's first
@@ -151,10 +151,6 @@ class VmaPlayground:
 
     # -- what the learner sees --------------------------------------------------------
     @property
-    def message(self):
-        return strip_tags(self.status.value)
-
-    @property
     def window_shape(self):
         """The window's VMAs in pages from its start: '0-3 rw-p, 3-4 r--p'."""
         return V.shape(V.snapshot(self.p, self.base, self.end), self.base)
@@ -167,17 +163,10 @@ class VmaPlayground:
     def maps_text(self):
         return maps_lines(self.p, self.base, self.end)
 
-    @property
-    def trace_text(self):
-        return strip_tags(self.trace.value)
-
     def figure(self):
         """The before/after figure of the last call."""
         op = self.history[-1][0] if self.history else None
         return V.vma_change(self.before, self.after, self.base, self.end, op=op, highlight=self._range)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     # -- the call -------------------------------------------------------------------
     def do(self, op, page, pages, prot="rw-", kind="private anonymous", where="MAP_FIXED",
@@ -282,7 +271,7 @@ def _errname(code):
     return errno.errorcode.get(code, str(code))
 
 
-class BrkSlider:
+class BrkSlider(Explorer):
     """Move process p's program break with a slider and watch the [heap] VMA and __do_sys_brk.
 
     The slider is the offset of the break from start_brk, in bytes, from
@@ -327,21 +316,10 @@ class BrkSlider:
         return self.p.mmap(addr, length, PROT_READ | PROT_WRITE, flags)
 
     @property
-    def message(self):
-        return strip_tags(self.status.value)
-
-    @property
     def heap_text(self):
         """The [heap] line of /proc/pid/maps, or '(no [heap] VMA)'."""
         lines = [line for line in self.p.maps().splitlines() if line.endswith("[heap]")]
         return "\n".join(lines) if lines else "(no [heap] VMA)"
-
-    @property
-    def trace_text(self):
-        return strip_tags(self.trace.value)
-
-    def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
 
     def _moved(self, change):
         self.move(change["new"])
