@@ -89,11 +89,12 @@ class Proc:
         m = self.machine
         out = []
         first_populated = next((z for z in m.zones if z.populated()), None)
+        locked = vmscan.mlocked_pfns(m)
         for z in m.zones:
             out.append(f"Node 0, zone {z.name:>8s}")
             if z is first_populated:
                 out.append("  per-node stats")
-                lru = vmscan.lru_sizes(m)
+                lru = vmscan.lru_sizes(m, locked=locked)
                 for name in NODE_STAT_ITEMS:
                     out.append(f"      {name:<12s} {lru.get(name, m.node_stat.get(name, 0))}")
             out.append(f"  pages free     {z.nr_free_pages}")
@@ -112,7 +113,7 @@ class Proc:
             blocks = sum(z.free_area[o].nr_free << o for o in range(pa.PAGEBLOCK_ORDER, pa.NR_PAGE_ORDERS))
             out.append(f"      {'nr_free_pages_blocks':<12s} {blocks}")
             lru = {name.replace("nr_", "nr_zone_", 1) if name != "nr_mlock" else name: value
-                   for name, value in vmscan.lru_sizes(m, z).items()}
+                   for name, value in vmscan.lru_sizes(m, z, locked).items()}
             for name in ZONE_STAT_ITEMS + NUMA_STAT_ITEMS:
                 out.append(f"      {name:<12s} {lru.get(name, z.vm_stat.get(name, 0))}")
             out.append("  pagesets")

@@ -487,7 +487,7 @@ def mlocked_pfns(m):
     return np.unique(np.concatenate(found))
 
 
-def lru_sizes(m, zone=None):
+def lru_sizes(m, zone=None, locked=None):
     """The LRU list sizes Linux reports (nr_{in,}active_{anon,file}, nr_unevictable) and nr_mlock.
 
     The file lists are this file's.  Anonymous and shmem pages are on no
@@ -497,13 +497,14 @@ def lru_sizes(m, zone=None):
     (PG_lru and PG_swapbacked, PG_active).  MADV_FREE'd pages sit on the
     inactive file list in Linux (lru_lazyfree).  Mlocked pages are moved
     to the unevictable list (mlock_folio), whatever list they were on.
-    With `zone`, only that zone's frames.
+    With `zone`, only that zone's frames; `locked` is mlocked_pfns(m), when
+    the caller has it already (zoneinfo asks once per zone).
     """
     import numpy as np
     flags = m.mem_map.flags
     lo, hi = (0, len(flags)) if zone is None else (zone.zone_start_pfn, zone.zone_end_pfn)
     span = flags[lo:hi]
-    locked = mlocked_pfns(m)
+    locked = mlocked_pfns(m) if locked is None else locked
     locked = locked[(locked >= lo) & (locked < hi)] - lo
     is_locked = np.zeros(hi - lo, dtype=bool)
     is_locked[locked] = True
