@@ -138,23 +138,23 @@ static void pfn(int id, size_t page)
 		printf("pfn -1\n");
 }
 
-/* /proc/self/status's Rss lines in kB, read without malloc so that reading them changes nothing. */
-static void rss_now(long out[3])
+/* /proc/self/status's RssAnon and RssShmem in kB, read without malloc so that reading them changes nothing. */
+static void rss_now(long out[2])
 {
 	static char buf[8192];
-	static const char *keys[3] = { "RssAnon:", "RssFile:", "RssShmem:" };
+	static const char *keys[2] = { "RssAnon:", "RssShmem:" };
 	int fd = open("/proc/self/status", O_RDONLY);
 	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
 	if (fd >= 0)
 		close(fd);
 	buf[n > 0 ? n : 0] = 0;
-	for (int k = 0; k < 3; k++) {
+	for (int k = 0; k < 2; k++) {
 		char *at = strstr(buf, keys[k]);
 		out[k] = at ? strtol(at + strlen(keys[k]), NULL, 10) : -1;
 	}
 }
 
-static long rss_base[3];
+static long rss_base[2];
 
 /* After fork both sides share the driver's own stack and data copy-on-write: write them
  * now, and run the code the ops use, so the first measured access does not also pay for
@@ -163,7 +163,7 @@ static void __attribute__((noinline)) warm(void)
 {
 	volatile char stack[64 * 1024];
 	struct rusage r;
-	long rss[3];
+	long rss[2];
 	for (size_t i = 0; i < sizeof stack; i += PG)
 		stack[i] = 0;
 	getrusage(RUSAGE_SELF, &r);
@@ -262,9 +262,9 @@ int main(void)
 			rss_now(rss_base);
 			printf("rss0\n");
 		} else if (!strcmp(op, "rss")) {
-			long r[3];
+			long r[2];
 			rss_now(r);
-			printf("rss %ld %ld\n", r[0] - rss_base[0], r[2] - rss_base[2]);
+			printf("rss %ld %ld\n", r[0] - rss_base[0], r[1] - rss_base[1]);
 		} else if (!strcmp(op, "fork")) {
 			fflush(stdout);
 			pid_t c = fork();

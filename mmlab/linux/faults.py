@@ -142,7 +142,7 @@ class ModelRun:
             for i in range(1, int(n) + 1):
                 p.touch(base - i * PAGE_SIZE, 1, bool(int(write)))
         except SegmentationFault as e:
-            return f"sig {e.code} {-((base - e.address) // PAGE_SIZE) if e.address <= base else (e.address - base) // PAGE_SIZE}"
+            return f"sig {e.code} {(e.address - base) // PAGE_SIZE}"      # page aligned: C's division agrees
         after = p.rusage()
         return f"flt {after[0] - before[0]} {after[1] - before[1]}"
 
